@@ -1,0 +1,100 @@
+/** Configuration schema: every key, its type and its default, declared once. */
+
+export type FieldType = 'string' | 'integer' | 'number' | 'boolean' | 'string[]' | 'string|null';
+
+/** One leaf of the schema. */
+export interface Field {
+  type: FieldType;
+  default: unknown;
+  doc: string;
+  enum?: readonly string[];
+  min?: number;
+  max?: number;
+}
+
+const f = (type: FieldType, def: unknown, doc: string, extra: Partial<Field> = {}): Field => ({
+  type,
+  default: def,
+  doc,
+  ...extra,
+});
+
+/** The schema tree; nested objects are sections, leaves are Fields. */
+export const schema = {
+  deviceId: f('string|null', null, 'Device id; null = generated once and kept in dataDir/device-id'),
+  dataDir: f('string', './data', 'Folder for segments, recordings and state'),
+  deviceType: f('string', 'arenacam', 'MultiCam deviceType (anything but "Oak"/"quest" files as exo)'),
+  log: {
+    level: f('string', 'info', 'pino log level', {
+      enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
+    }),
+  },
+  multicam: {
+    port: f('integer', 8080, 'MultiCam TCP port', { min: 0, max: 65535 }),
+    host: f('string', '0.0.0.0', 'MultiCam listen address'),
+    maxMessageBytes: f('integer', 65536, 'Largest accepted command', { min: 1024 }),
+    receiveTimeoutMs: f('integer', 10000, 'Close a connection that sends no complete command', { min: 100 }),
+    maxConnections: f('integer', 128, 'Concurrent connections before new ones are refused', { min: 1 }),
+  },
+  http: {
+    port: f('integer', 9000, 'HTTP port (health, clips)', { min: 0, max: 65535 }),
+    host: f('string', '0.0.0.0', 'HTTP listen address'),
+  },
+  mdns: {
+    enabled: f('boolean', true, 'Advertise _multicam._tcp'),
+  },
+  camera: {
+    source: f('string', 'testsrc', 'Camera source', { enum: ['testsrc', 'v4l2', 'rpicam', 'ffmpeg'] }),
+    width: f('integer', 1280, 'Capture width', { min: 16 }),
+    height: f('integer', 720, 'Capture height', { min: 16 }),
+    fps: f('integer', 30, 'Capture frame rate', { min: 1, max: 240 }),
+    device: f('string', '/dev/video0', 'v4l2 device node'),
+    input: f('string[]', [], 'For source "ffmpeg": raw ffmpeg input arguments, e.g. ["-f","rawvideo",...,"-i","/path"]'),
+  },
+  encoder: {
+    codec: f('string', 'libx264', 'Video encoder', { enum: ['libx264', 'h264_v4l2m2m', 'copy'] }),
+    bitrateKbps: f('integer', 4000, 'Target bitrate in kbit/s', { min: 100 }),
+    preset: f('string', 'veryfast', 'libx264 preset'),
+  },
+  clock: {
+    source: f('string', 'chrony', 'Clock status source; "system" trusts the OS clock (development only)', {
+      enum: ['chrony', 'system'],
+    }),
+    chronycPath: f('string', 'chronyc', 'chronyc binary'),
+    chronySocket: f('string|null', null, 'chronyd command socket (chronyc -h); null = chronyc default'),
+    maxOffsetMs: f('number', 10, 'Largest |offset| still called synchronised', { min: 0 }),
+    pollMs: f('integer', 5000, 'How often the clock status is refreshed', { min: 100 }),
+  },
+  segments: {
+    durationSec: f('number', 1, 'Segment length (one GOP each)', { min: 0.5, max: 10 }),
+    retentionMinutes: f('number', 10, 'Pre-roll kept outside recordings', { min: 0.1 }),
+  },
+  storage: {
+    minFreeMB: f('integer', 300, 'Below this, pre-roll is pruned and then recording stops', { min: 0 }),
+    checkMs: f('integer', 2000, 'Free-space check interval', { min: 100 }),
+  },
+  capture: {
+    restartMinMs: f('integer', 500, 'First restart delay after ffmpeg dies', { min: 10 }),
+    restartMaxMs: f('integer', 30000, 'Largest restart delay', { min: 10 }),
+    stopGraceMs: f('integer', 3000, 'SIGINT→SIGKILL grace for ffmpeg', { min: 10 }),
+    ffmpegPath: f('string', 'ffmpeg', 'ffmpeg binary'),
+    ffprobePath: f('string', 'ffprobe', 'ffprobe binary'),
+  },
+} as const;
+
+type LeafType<F> = F extends { type: 'string' }
+  ? string
+  : F extends { type: 'integer' | 'number' }
+    ? number
+    : F extends { type: 'boolean' }
+      ? boolean
+      : F extends { type: 'string[]' }
+        ? string[]
+        : F extends { type: 'string|null' }
+          ? string | null
+          : never;
+
+type ConfigOf<S> = { [K in keyof S]: S[K] extends Field ? LeafType<S[K]> : ConfigOf<S[K]> };
+
+/** The validated configuration object. */
+export type Config = ConfigOf<typeof schema>;
