@@ -12,11 +12,11 @@ export interface Field {
   max?: number;
 }
 
-const f = (type: FieldType, def: unknown, doc: string, extra: Partial<Field> = {}): Field => ({
+const f = <T extends FieldType>(type: T, def: unknown, doc: string, extra: Omit<Partial<Field>, 'type'> = {}): Field & { type: T } => ({
+  ...extra,
   type,
   default: def,
   doc,
-  ...extra,
 });
 
 /** The schema tree; nested objects are sections, leaves are Fields. */
@@ -42,6 +42,9 @@ export const schema = {
   },
   mdns: {
     enabled: f('boolean', true, 'Advertise _multicam._tcp'),
+    backend: f('string', 'auto', 'auto = avahi when avahi-daemon runs, else bonjour-service', {
+      enum: ['auto', 'bonjour', 'avahi'],
+    }),
   },
   camera: {
     source: f('string', 'testsrc', 'Camera source', { enum: ['testsrc', 'v4l2', 'rpicam', 'ffmpeg'] }),

@@ -1,0 +1,173 @@
+/** Composition root: builds every part from the config, starts them in order, stops them in reverse. */
+import { mkdir } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import type { Config } from './config/schema.js';
+import type { Logger } from './log.js';
+import { systemClock, type Clock } from './util/clock.js';
+import { SegmentStore } from './capture/segment-store.js';
+import { CapturePipeline } from './capture/pipeline.js';
+import { RecordingsCatalog } from './device/catalog.js';
+import { Recorder } from './device/recorder.js';
+import { StorageGuard } from './device/storage.js';
+import { Device } from './device/device.js';
+import { resolveDeviceId } from './device/identity.js';
+import { statfsDisk, type DiskSpace } from './hw/disk.js';
+import { SystemClockStatus, type ClockStatusReader } from './hw/clock-status.js';
+import { ChronyClockStatus } from './hw/chrony.js';
+import { ClockMonitor } from './hw/clock-monitor.js';
+import { createAdvertiser, type Advertiser } from './hw/mdns.js';
+import { MultiCamServer } from './protocols/multicam/server.js';
+import { buildHttpServer } from './http/server.js';
+
+/** Hardware and OS seams; tests pass fakes only where the hardware does not exist. */
+export interface AppSeams {
+  clock?: Clock;
+  disk?: DiskSpace;
+  clockReader?: ClockStatusReader;
+}
+
+/** A running unit. */
+export interface App {
+  deviceId: string;
+  device: Device;
+  capture: CapturePipeline;
+  store: SegmentStore;
+  multicamPort: number;
+  httpPort: number;
+  /** Orderly shutdown: stop accepting, finish a running recording, stop capture. */
+  stop(): Promise<void>;
+}
+
+/** Start the whole unit. A failure part-way stops what was already started. */
+export async function startApp(config: Config, log: Logger, seams: AppSeams = {}): Promise<App> {
+  const clock = seams.clock ?? systemClock;
+  const dataDir = resolve(config.dataDir);
+  const stops: Array<[string, () => Promise<unknown>]> = [];
+  const stopAll = async () => {
+    for (const [name, fn] of stops.reverse()) {
+      await fn().catch((err) => log.error({ part: name, err: (err as Error).message }, 'error while stopping'));
+    }
+    stops.length = 0;
+  };
+  try {
+    await mkdir(dataDir, { recursive: true });
+    const deviceId = await resolveDeviceId(config.deviceId, dataDir);
+    log.info({ deviceId, dataDir, camera: config.camera.source }, 'arenacam starting');
+
+    const reader =
+      seams.clockReader ??
+      (config.clock.source === 'system'
+        ? new SystemClockStatus(() => clock.now())
+        : new ChronyClockStatus({ chronycPath: config.clock.chronycPath, socket: config.clock.chronySocket, maxOffsetMs: config.clock.maxOffsetMs }));
+    if (config.clock.source === 'system') log.warn('clock.source=system: the OS clock is trusted as synchronised; use chrony on a real unit');
+    const clockMonitor = new ClockMonitor({ reader, pollMs: config.clock.pollMs, log: log.child({ part: 'clock' }) });
+    await clockMonitor.refresh();
+    clockMonitor.start();
+    stops.push(['clock', async () => clockMonitor.stop()]);
+
+    const store = new SegmentStore(join(dataDir, 'segments'), { ffprobePath: config.capture.ffprobePath, log: log.child({ part: 'store' }) });
+    const capture = new CapturePipeline({ config, store, clock, log: log.child({ part: 'capture' }) });
+    await capture.reapStale();
+    await store.load();
+    const catalog = new RecordingsCatalog(join(dataDir, 'recordings'), log.child({ part: 'catalog' }));
+    await catalog.load();
+    const recorder = new Recorder({
+      dataDir,
+      store,
+      catalog,
+      clock,
+      log: log.child({ part: 'recorder' }),
+      ffmpegPath: config.capture.ffmpegPath,
+      segmentSec: config.segments.durationSec,
+      captureAlive: () => capture.status().alive,
+    });
+    const leftovers = await recorder.load();
+    const lastEndMs = store.latestEndMs();
+
+    let device: Device | null = null;
+    const storage = new StorageGuard({
+      dataDir,
+      store,
+      disk: seams.disk ?? statfsDisk,
+      minFreeBytes: config.storage.minFreeMB * 1e6,
+      retentionMs: config.segments.retentionMinutes * 60000,
+      checkMs: config.storage.checkMs,
+      protectFromMs: () => recorder.protectFromMs(),
+      onFull: async (reason) => device?.stopForStorage(reason),
+      clock,
+      log: log.child({ part: 'storage' }),
+    });
+    device = new Device({
+      deviceId,
+      deviceType: config.deviceType,
+      store,
+      catalog,
+      recorder,
+      storage,
+      capture,
+      clockStatus: clockMonitor,
+      clock,
+      log: log.child({ part: 'device' }),
+    });
+    const dev = device;
+    capture.on('health', (h) => {
+      if (h.alive) log.info('capture healthy');
+      else if (h.error) log.warn({ error: h.error }, 'capture unhealthy');
+    });
+    await capture.start();
+    stops.push(['capture', () => capture.stop()]);
+    if (leftovers.length) await dev.recover(leftovers, lastEndMs);
+    storage.start();
+    stops.push(['storage', () => storage.stop()]);
+    stops.push(['device', () => dev.close()]);
+
+    const multicam = new MultiCamServer({ ...config.multicam, device: dev, clock, log: log.child({ part: 'multicam' }) });
+    const { port: multicamPort } = await multicam.listen();
+    stops.push(['multicam', () => multicam.close()]);
+
+    const http = buildHttpServer({
+      log: log.child({ part: 'http' }),
+      health: () => {
+        const cap = capture.status();
+        const cs = clockMonitor.current();
+        const st = dev.state();
+        return {
+          ok: cap.alive && !storage.error(),
+          deviceId,
+          state: st.state,
+          message: st.message,
+          capture: cap,
+          clock: cs,
+          storage: { freeMB: storage.freeBytes() === null ? null : Math.round(storage.freeBytes()! / 1e6), error: storage.error() },
+          recording: dev.isRecording(),
+        };
+      },
+    });
+    await http.listen({ port: config.http.port, host: config.http.host });
+    const httpPort = (http.server.address() as { port: number }).port;
+    stops.push(['http', () => http.close()]);
+
+    if (config.mdns.enabled) {
+      const adv: Advertiser = createAdvertiser({ deviceId, port: multicamPort, log: log.child({ part: 'mdns' }), backend: config.mdns.backend as 'auto' });
+      await adv.start();
+      stops.push(['mdns', () => adv.stop()]);
+    }
+    log.info({ deviceId, multicamPort, httpPort }, 'arenacam ready');
+    return {
+      deviceId,
+      device: dev,
+      capture,
+      store,
+      multicamPort,
+      httpPort,
+      stop: async () => {
+        log.info('arenacam stopping');
+        await stopAll();
+        log.info('arenacam stopped');
+      },
+    };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}

@@ -1,0 +1,257 @@
+/** The capture pipeline: one supervised ffmpeg per camera writing stamped segments into the store. */
+import { mkdir, open, readFile, writeFile, unlink, stat } from 'node:fs/promises';
+import { watch, type FSWatcher } from 'node:fs';
+import { join } from 'node:path';
+import { EventEmitter } from 'node:events';
+import type { Logger } from '../log.js';
+import type { Config } from '../config/schema.js';
+import type { Clock } from '../util/clock.js';
+import { spawnGroup, processMatches, type GroupChild } from '../util/child.js';
+import { buildCaptureArgs, runFiles } from './ffmpeg-args.js';
+import { parseSegmentLine, type SegmentStore } from './segment-store.js';
+
+/** Health of the capture pipeline. */
+export interface CaptureHealth {
+  alive: boolean;
+  /** What went wrong last, while not alive. */
+  error: string | null;
+  restarts: number;
+  lastSegmentAtMs: number | null;
+}
+
+/** Options of the pipeline. */
+export interface CaptureOptions {
+  config: Config;
+  store: SegmentStore;
+  clock: Clock;
+  log: Logger;
+}
+
+/**
+ * Runs ffmpeg from start() to stop(), restarting it with exponential backoff when it dies or
+ * stalls. Emits 'health' whenever alive/error changes.
+ */
+export class CapturePipeline extends EventEmitter {
+  private child: GroupChild | null = null;
+  private stopping = false;
+  private health: CaptureHealth = { alive: false, error: null, restarts: 0, lastSegmentAtMs: null };
+  private backoffMs: number;
+  private restartTimer: NodeJS.Timeout | null = null;
+  private stallTimer: NodeJS.Timeout | null = null;
+  private tail: { stop(): void } | null = null;
+  private runStartedAt = 0;
+  private readonly pidFile: string;
+
+  constructor(private readonly o: CaptureOptions) {
+    super();
+    this.backoffMs = o.config.capture.restartMinMs;
+    this.pidFile = join(o.config.dataDir, 'capture.pid');
+  }
+
+  /** Current health (a copy). */
+  status(): CaptureHealth {
+    return { ...this.health };
+  }
+
+  /** Kill an ffmpeg left behind by a previous daemon that died without stopping it. */
+  async reapStale(): Promise<void> {
+    const text = await readFile(this.pidFile, 'utf8').catch(() => '');
+    const pid = Number(text.trim());
+    if (pid > 1 && (await processMatches(pid, this.o.store.dir))) {
+      this.o.log.warn({ pid }, 'stopping an ffmpeg left running by a previous daemon');
+      try {
+        process.kill(-pid, 'SIGINT');
+      } catch {
+        /* gone */
+      }
+      for (let i = 0; i < 50 && (await processMatches(pid, this.o.store.dir)); i++) await sleep(100);
+      if (await processMatches(pid, this.o.store.dir)) {
+        try {
+          process.kill(-pid, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+        await sleep(200);
+      }
+    }
+    await unlink(this.pidFile).catch(() => undefined);
+  }
+
+  /** Start capturing (returns once ffmpeg is spawned; segments follow). */
+  async start(): Promise<void> {
+    this.stopping = false;
+    await mkdir(this.o.store.dir, { recursive: true });
+    this.launch();
+  }
+
+  private launch(): void {
+    if (this.stopping) return;
+    const { config, log } = this.o;
+    // A fresh base per run, never reused, so segment names never collide across runs.
+    let runBase = Math.floor(this.o.clock.now() / 1000);
+    const last = this.o.store.all().at(-1);
+    if (last && runBase <= last.runBase) runBase = last.runBase + 1;
+    let args: string[];
+    try {
+      args = buildCaptureArgs({
+        camera: config.camera,
+        encoder: config.encoder,
+        segmentSec: config.segments.durationSec,
+        runBase,
+        dir: this.o.store.dir,
+      });
+    } catch (err) {
+      this.setHealth(false, (err as Error).message);
+      log.error({ err: (err as Error).message }, 'capture cannot start');
+      return;
+    }
+    log.info({ runBase, cmd: [config.capture.ffmpegPath, ...args].join(' ') }, 'starting ffmpeg');
+    const child = spawnGroup(config.capture.ffmpegPath, args, {
+      onStderrLine: (l) => log.debug({ ffmpeg: l }, 'ffmpeg says'),
+    });
+    this.child = child;
+    this.runStartedAt = this.o.clock.now();
+    void writeFile(this.pidFile, `${child.pid}\n`).catch(() => undefined);
+    this.tail = tailCsv(runFiles(this.o.store.dir, runBase).csv, (line) => this.onListLine(line, runBase));
+    this.armStallTimer();
+    void child.exited.then((r) => this.onExit(child, r));
+  }
+
+  private onListLine(line: string, runBase: number): void {
+    const seg = parseSegmentLine(line, runBase, this.o.store.dir);
+    if (!seg) return;
+    if (seg.seq === 0) {
+      // ffmpeg lists the first segment of a run as starting at 0: use the end of it minus nothing
+      // known; the store re-probes it below.
+      void this.o.store.probeFirst(seg).then((s) => this.accept(s));
+      return;
+    }
+    this.accept(seg);
+  }
+
+  private accept(seg: ReturnType<typeof parseSegmentLine>): void {
+    if (!seg) return;
+    this.o.store.add(seg);
+    this.health.lastSegmentAtMs = this.o.clock.now();
+    if (!this.health.alive) {
+      this.o.log.info({ segment: seg.name }, 'capture is running');
+      this.setHealth(true, null);
+    }
+    if (this.o.clock.now() - this.runStartedAt > 30000) this.backoffMs = this.o.config.capture.restartMinMs;
+    this.armStallTimer();
+  }
+
+  private armStallTimer(): void {
+    if (this.stallTimer) clearTimeout(this.stallTimer);
+    const limit = Math.max(5000, this.o.config.segments.durationSec * 5000);
+    this.stallTimer = setTimeout(() => {
+      if (this.stopping || !this.child) return;
+      this.o.log.error({ seconds: limit / 1000 }, 'ffmpeg produced no segment in time; restarting it');
+      this.setHealth(false, `capture stalled: no video for ${limit / 1000} s`);
+      void this.child.stop(this.o.config.capture.stopGraceMs);
+    }, limit);
+    this.stallTimer.unref();
+  }
+
+  private onExit(child: GroupChild, r: { code: number | null; signal: NodeJS.Signals | null }): void {
+    if (this.child !== child) return;
+    this.tail?.stop();
+    this.tail = null;
+    this.child = null;
+    if (this.stallTimer) clearTimeout(this.stallTimer);
+    if (this.stopping) return;
+    const tail = child.stderrTail();
+    const why = tail.at(-1) ?? 'no output';
+    const message = `ffmpeg exited (${r.signal ? `signal ${r.signal}` : `code ${r.code}`}): ${why}`;
+    this.health.restarts++;
+    this.o.log.error({ code: r.code, signal: r.signal, stderr: tail, retryInMs: this.backoffMs }, 'capture failed; restarting');
+    this.setHealth(false, message);
+    this.restartTimer = setTimeout(() => this.launch(), this.backoffMs);
+    this.backoffMs = Math.min(this.backoffMs * 2, this.o.config.capture.restartMaxMs);
+  }
+
+  private setHealth(alive: boolean, error: string | null): void {
+    const changed = this.health.alive !== alive || this.health.error !== error;
+    this.health.alive = alive;
+    this.health.error = error;
+    if (changed) this.emit('health', this.status());
+  }
+
+  /** Stop ffmpeg cleanly (it closes its last segment) and stop restarting it. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    if (this.stallTimer) clearTimeout(this.stallTimer);
+    const child = this.child;
+    if (child) {
+      await child.stop(this.o.config.capture.stopGraceMs);
+      // Pick up the final list lines ffmpeg wrote on its way out.
+      await sleep(50);
+    }
+    this.tail?.stop();
+    this.tail = null;
+    this.child = null;
+    await unlink(this.pidFile).catch(() => undefined);
+    this.setHealth(false, null);
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Follow a growing text file, calling `onLine` for each complete line (watch + slow poll). */
+function tailCsv(path: string, onLine: (line: string) => void): { stop(): void } {
+  let offset = 0;
+  let partial = '';
+  let busy = false;
+  let again = false;
+  let stopped = false;
+  const read = async (): Promise<void> => {
+    if (busy) {
+      again = true;
+      return;
+    }
+    busy = true;
+    try {
+      do {
+        again = false;
+        const st = await stat(path).catch(() => null);
+        if (!st || st.size <= offset) continue;
+        const fh = await open(path, 'r');
+        try {
+          const buf = Buffer.alloc(st.size - offset);
+          const { bytesRead } = await fh.read(buf, 0, buf.length, offset);
+          offset += bytesRead;
+          const lines = (partial + buf.subarray(0, bytesRead).toString('utf8')).split('\n');
+          partial = lines.pop() ?? '';
+          for (const l of lines) if (l.trim() && !stopped) onLine(l);
+        } finally {
+          await fh.close();
+        }
+      } while (again);
+    } finally {
+      busy = false;
+    }
+  };
+  let watcher: FSWatcher | null = null;
+  const dir = path.slice(0, path.lastIndexOf('/'));
+  const base = path.slice(path.lastIndexOf('/') + 1);
+  try {
+    watcher = watch(dir, (_ev, name) => {
+      if (name === base) void read();
+    });
+    watcher.on('error', () => undefined);
+  } catch {
+    watcher = null;
+  }
+  const poll = setInterval(() => void read(), 500);
+  poll.unref();
+  return {
+    stop: () => {
+      void read().finally(() => {
+        stopped = true;
+      });
+      clearInterval(poll);
+      watcher?.close();
+    },
+  };
+}

@@ -1,0 +1,87 @@
+#!/usr/bin/env node
+/** Command-line entry: `arenacam serve [--config FILE]`, `arenacam config` (print the effective config). */
+import { loadConfig, ConfigError } from './config/load.js';
+import { createLogger } from './log.js';
+import { startApp } from './app.js';
+
+const USAGE = `usage:
+  arenacam serve [--config FILE]     run the device (config: YAML or JSON; ARENACAM_* env overrides)
+  arenacam config [--config FILE]    print the effective configuration as JSON
+`;
+
+function parseArgs(argv: string[]): { cmd: string | undefined; configFile: string | undefined } {
+  const [cmd, ...rest] = argv;
+  let configFile = process.env.ARENACAM_CONFIG || undefined;
+  for (let i = 0; i < rest.length; i++) {
+    if (rest[i] === '--config' || rest[i] === '-c') configFile = rest[++i];
+    else if (rest[i].startsWith('--config=')) configFile = rest[i].slice('--config='.length);
+    else throw new ConfigError(rest[i], 'unknown argument\n' + USAGE);
+  }
+  return { cmd, configFile };
+}
+
+async function main(): Promise<number> {
+  let args;
+  try {
+    args = parseArgs(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n`);
+    return 2;
+  }
+  if (!args.cmd || args.cmd === 'help' || args.cmd === '--help') {
+    process.stdout.write(USAGE);
+    return args.cmd ? 0 : 2;
+  }
+  let config;
+  try {
+    config = loadConfig(args.configFile);
+  } catch (err) {
+    process.stderr.write(`arenacam: ${(err as Error).message}\n`);
+    return 2;
+  }
+  if (args.cmd === 'config') {
+    process.stdout.write(JSON.stringify(config, null, 2) + '\n');
+    return 0;
+  }
+  if (args.cmd !== 'serve') {
+    process.stderr.write(`arenacam: unknown command ${args.cmd}\n${USAGE}`);
+    return 2;
+  }
+  const log = createLogger(config.log.level);
+  let app;
+  try {
+    app = await startApp(config, log);
+  } catch (err) {
+    log.fatal({ err: (err as Error).message }, 'arenacam could not start');
+    return 1;
+  }
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const onSignal = (sig: NodeJS.Signals) => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ signal: sig }, 'signal received');
+      app.stop().then(
+        () => resolve(0),
+        (err) => {
+          log.error({ err: (err as Error).message }, 'shutdown error');
+          resolve(1);
+        },
+      );
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+    // Give pino's stdout a moment, then leave even if a stray handle remains.
+    setTimeout(() => process.exit(code), 200).unref();
+  },
+  (err) => {
+    process.stderr.write(`arenacam: ${(err as Error).stack ?? err}\n`);
+    process.exit(1);
+  },
+);

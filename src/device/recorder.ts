@@ -1,0 +1,165 @@
+/** Recordings as ranges over the segment store: start/stop, persistence, assembly and crash recovery. */
+import { join } from 'node:path';
+import type { Logger } from '../log.js';
+import type { Clock } from '../util/clock.js';
+import type { SegmentStore } from '../capture/segment-store.js';
+import { assembleRange, AssemblyError } from '../media/assemble.js';
+import { readJsonFile, writeFileAtomic } from '../util/atomic.js';
+import type { RecordingsCatalog } from './catalog.js';
+import type { RecordingInfo } from './types.js';
+
+/** A recording range in progress (persisted so a crash can finish it). */
+export interface RangeState {
+  startMs: number;
+  /** Set once a stop was asked for (may be in the future). */
+  stopMs: number | null;
+}
+
+interface Persisted {
+  active: RangeState | null;
+  /** Ranges whose assembly failed for lack of space, retried later. */
+  pending: Array<{ startMs: number; stopMs: number }>;
+}
+
+/** Options of the recorder. */
+export interface RecorderOptions {
+  dataDir: string;
+  store: SegmentStore;
+  catalog: RecordingsCatalog;
+  clock: Clock;
+  log: Logger;
+  ffmpegPath: string;
+  segmentSec: number;
+  /** Is ffmpeg producing segments right now? (decides how long to wait for the last one) */
+  captureAlive: () => boolean;
+}
+
+/** Owns the active range and turns finished ranges into catalog files. */
+export class Recorder {
+  private state: Persisted = { active: null, pending: [] };
+  private readonly file: string;
+
+  constructor(private readonly o: RecorderOptions) {
+    this.file = join(o.dataDir, 'recording-state.json');
+  }
+
+  /** Load the persisted state; returns the ranges an earlier run left unfinished (to finish). */
+  async load(): Promise<Array<{ startMs: number; stopMs: number | null }>> {
+    this.state = await readJsonFile<Persisted>(this.file, { active: null, pending: [] });
+    const left = [...this.state.pending, ...(this.state.active ? [this.state.active] : [])];
+    return left;
+  }
+
+  private async persist(): Promise<void> {
+    await writeFileAtomic(this.file, JSON.stringify(this.state));
+  }
+
+  /** The active range, if any. */
+  get active(): RangeState | null {
+    return this.state.active;
+  }
+
+  /** Earliest instant any unfinished range still needs (segments after it must be kept). */
+  protectFromMs(): number {
+    const starts = [...this.state.pending.map((p) => p.startMs), ...(this.state.active ? [this.state.active.startMs] : [])];
+    return starts.length ? Math.min(...starts) : Infinity;
+  }
+
+  /** Begin a range at `startMs` (persisted before this resolves). */
+  async begin(startMs: number): Promise<void> {
+    this.state.active = { startMs, stopMs: null };
+    await this.persist();
+  }
+
+  /** Mark the active range's stop time (persisted). */
+  async setStop(stopMs: number): Promise<void> {
+    if (!this.state.active) return;
+    this.state.active.stopMs = stopMs;
+    await this.persist();
+  }
+
+  /** Drop the active range without producing a file (a scheduled start cancelled before it began). */
+  async cancel(): Promise<void> {
+    this.state.active = null;
+    await this.persist();
+  }
+
+  /**
+   * Finish the active range [start, stopMs]: wait for the segment holding stopMs, assemble, add
+   * to the catalog. On a full disk the range is kept as pending and the error is rethrown.
+   */
+  async finishActive(stopMs: number): Promise<RecordingInfo> {
+    const active = this.state.active;
+    if (!active) throw new Error('not recording');
+    const waitMs = this.o.captureAlive() ? this.o.segmentSec * 3000 + 3000 : 500;
+    const covered = await this.o.store.waitForCoverage(stopMs, waitMs);
+    if (!covered) this.o.log.warn({ stopMs }, 'the last segment did not arrive in time; the recording ends at the last one captured');
+    try {
+      const info = await this.assemble(active.startMs, stopMs);
+      this.state.active = null;
+      await this.persist();
+      return info;
+    } catch (err) {
+      if (err instanceof AssemblyError && err.code === 'ENOSPC') {
+        this.state.pending.push({ startMs: active.startMs, stopMs });
+      }
+      this.state.active = null;
+      await this.persist();
+      throw err;
+    }
+  }
+
+  /** Finish a range left by an earlier run (crash) or pending for space. */
+  async finishLeftover(range: { startMs: number; stopMs: number | null }, fallbackStopMs: number): Promise<RecordingInfo> {
+    const stopMs = range.stopMs ?? fallbackStopMs;
+    const info = await this.assemble(range.startMs, stopMs);
+    this.state.pending = this.state.pending.filter((p) => p.startMs !== range.startMs);
+    if (this.state.active?.startMs === range.startMs) this.state.active = null;
+    await this.persist();
+    return info;
+  }
+
+  /** Forget a leftover that cannot be assembled (no footage survived). */
+  async dropLeftover(startMs: number): Promise<void> {
+    this.state.pending = this.state.pending.filter((p) => p.startMs !== startMs);
+    if (this.state.active?.startMs === startMs) this.state.active = null;
+    await this.persist();
+  }
+
+  /** Ranges waiting for disk space. */
+  pending(): Array<{ startMs: number; stopMs: number }> {
+    return [...this.state.pending];
+  }
+
+  private async assemble(startMs: number, stopMs: number): Promise<RecordingInfo> {
+    const { store, catalog, log } = this.o;
+    const fileName = catalog.uniqueName(startMs);
+    const t = performance.now();
+    const res = await assembleRange({
+      segments: store.overlapping(startMs, stopMs),
+      startMs,
+      stopMs,
+      outPath: catalog.pathOf(fileName),
+      ffmpegPath: this.o.ffmpegPath,
+    });
+    const info: RecordingInfo = {
+      fileName,
+      fileSize: res.size,
+      creationDate: res.firstFrameMs / 1000,
+      modificationDate: this.o.clock.now() / 1000,
+    };
+    await catalog.add(info);
+    log.info(
+      {
+        fileName,
+        fileSize: res.size,
+        frames: res.frames,
+        firstFrameOffsetMs: +(res.firstFrameMs - startMs).toFixed(2),
+        lastFrameMs: res.lastFrameMs,
+        assembleMs: Math.round(performance.now() - t),
+      },
+      'recording finished',
+    );
+    return info;
+  }
+}

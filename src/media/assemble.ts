@@ -1,0 +1,117 @@
+/** Recording and clip assembly: stream-copy a time range out of the segment store into an MP4. */
+import { writeFile, rename, unlink, stat, open } from 'node:fs/promises';
+import { dirname, basename, join } from 'node:path';
+import { execa } from 'execa';
+import type { Segment } from '../capture/segment-store.js';
+import { fsyncDir } from '../util/atomic.js';
+import { readMp4Info, samplePts, trimStart } from './mp4.js';
+
+/** What an assembly produced. */
+export interface AssemblyResult {
+  path: string;
+  size: number;
+  /** Capture time of the first displayed frame (epoch ms). */
+  firstFrameMs: number;
+  /** Capture time of the last frame (epoch ms). */
+  lastFrameMs: number;
+  frames: number;
+}
+
+/** A range request over the store. */
+export interface AssemblyRequest {
+  /** Segments overlapping [startMs, stopMs), oldest first. */
+  segments: Segment[];
+  startMs: number;
+  stopMs: number;
+  outPath: string;
+  ffmpegPath: string;
+}
+
+/** An assembly that could not produce a file; `code` tells a full disk from other causes. */
+export class AssemblyError extends Error {
+  constructor(
+    message: string,
+    readonly code: 'NO_FOOTAGE' | 'ENOSPC' | 'FFMPEG' | 'TRIM',
+  ) {
+    super(message);
+    this.name = 'AssemblyError';
+  }
+}
+
+const q = (p: string) => `'${p.replace(/'/g, "'\\''")}'`;
+
+/** The concat list: each segment with its duration up to the next one, so gaps keep their length. */
+export function concatList(segments: Segment[]): string {
+  return segments
+    .map((s, i) => {
+      const next = segments[i + 1];
+      const until = next && next.runBase === s.runBase ? next.startMs : s.endMs;
+      return `file ${q(s.path)}\nduration ${((until - s.startMs) / 1000).toFixed(6)}\n`;
+    })
+    .join('');
+}
+
+/**
+ * Stream-copy the segments into `outPath` (+faststart), ending before `stopMs`, and trim the
+ * start with the MP4 edit list so the first displayed frame is the first captured at or after
+ * `startMs`. Written to a temporary name, fsynced, then renamed: a crash leaves no half file.
+ */
+export async function assembleRange(req: AssemblyRequest): Promise<AssemblyResult> {
+  const segs = req.segments.filter((s) => s.endMs > req.startMs && s.startMs < req.stopMs);
+  if (segs.length === 0) throw new AssemblyError('no footage was captured in the requested time range', 'NO_FOOTAGE');
+  const part = join(dirname(req.outPath), `.${basename(req.outPath)}.part`);
+  const list = `${part}.txt`;
+  const t0 = segs[0].startMs;
+  try {
+    await writeFile(list, concatList(segs));
+    const args = [
+      '-hide_banner', '-nostdin', '-loglevel', 'error', '-y',
+      '-f', 'concat', '-safe', '0', '-i', list,
+      '-map', '0:v:0', '-c', 'copy', '-t', ((req.stopMs - t0) / 1000).toFixed(6),
+      '-movflags', '+faststart', '-use_editlist', '1',
+      '-metadata', `creation_time=${new Date(Math.max(req.startMs, t0)).toISOString()}`,
+      '-f', 'mp4', part,
+    ];
+    const r = await execa(req.ffmpegPath, args, { reject: false, timeout: 600000 });
+    if (r.exitCode !== 0) {
+      const msg = (String(r.stderr ?? '') || String(r.message ?? 'unknown error')).trim().split('\n').slice(-3).join(' | ');
+      if (/No space left/i.test(msg)) throw new AssemblyError(`disk full while writing the recording: ${msg}`, 'ENOSPC');
+      throw new AssemblyError(`ffmpeg could not assemble the recording: ${msg}`, 'FFMPEG');
+    }
+    const info = await readMp4Info(part);
+    const found = info.tracks.find((t) => t.handler === 'vide');
+    if (!found || found.sampleCount === 0) throw new AssemblyError('assembled file has no video frames', 'NO_FOOTAGE');
+    const track = found;
+    const base = samplePts(track, 0);
+    const wall = (i: number) => t0 + ((samplePts(track, i) - base) / track.mediaTimescale) * 1000;
+    // Half a 90 kHz tick of tolerance for the float round trip.
+    let first = 0;
+    while (first < track.sampleCount && wall(first) < req.startMs - 0.006) first++;
+    if (first >= track.sampleCount) throw new AssemblyError('no frame captured at or after the start', 'NO_FOOTAGE');
+    if (first > 0) {
+      try {
+        await trimStart(part, track.trackId, samplePts(track, first) - base);
+      } catch (err) {
+        throw new AssemblyError(`cannot trim the start: ${(err as Error).message}`, 'TRIM');
+      }
+    }
+    const fh = await open(part, 'r+');
+    await fh.sync().finally(() => fh.close());
+    await rename(part, req.outPath);
+    await fsyncDir(dirname(req.outPath));
+    const size = (await stat(req.outPath)).size;
+    return {
+      path: req.outPath,
+      size,
+      firstFrameMs: wall(first),
+      lastFrameMs: wall(track.sampleCount - 1),
+      frames: track.sampleCount - first,
+    };
+  } catch (err) {
+    await unlink(part).catch(() => undefined);
+    if ((err as NodeJS.ErrnoException).code === 'ENOSPC') throw new AssemblyError('disk full while writing the recording', 'ENOSPC');
+    throw err;
+  } finally {
+    await unlink(list).catch(() => undefined);
+  }
+}
