@@ -1,0 +1,94 @@
+/** Keeps the latest clock status fresh by polling a ClockStatusReader, and logs sync changes once. */
+import type { Logger } from '../log.js';
+import type { ClockStatus, ClockStatusReader } from './clock-status.js';
+
+/** What a ClockMonitor needs: the reader to poll, how often, and where to log. */
+export interface ClockMonitorOptions {
+  reader: ClockStatusReader;
+  pollMs: number;
+  log: Logger;
+  /** Epoch ms for checkedAt when the reader itself fails (default Date.now). */
+  now?: () => number;
+}
+
+/**
+ * Polls the clock status every pollMs; current() is always answerable without waiting. Logs once
+ * per change of the synchronised flag (the first read counts as a change): info when synchronised,
+ * warn with the reason when not.
+ */
+export class ClockMonitor {
+  private status: ClockStatus = {
+    synchronised: false,
+    source: 'chrony',
+    offsetMs: null,
+    stratum: null,
+    refId: null,
+    leapStatus: null,
+    reason: 'clock status not read yet',
+    checkedAt: 0,
+  };
+  /** Sync state last logged; null until the first read. */
+  private logged: boolean | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private inFlight: Promise<ClockStatus> | null = null;
+
+  constructor(private readonly opts: ClockMonitorOptions) {}
+
+  /** Read at once, then every pollMs (the timer does not keep the process alive). Idempotent. */
+  start(): void {
+    if (this.timer !== null) return;
+    this.timer = setInterval(() => void this.refresh(), this.opts.pollMs);
+    this.timer.unref();
+    void this.refresh();
+  }
+
+  /** Stop polling; a read already under way still updates current(). */
+  stop(): void {
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /** The latest status (not synchronised, "clock status not read yet", before the first read). */
+  current(): ClockStatus {
+    return this.status;
+  }
+
+  /** Read now and return the new status; concurrent calls share one read. Never rejects. */
+  refresh(): Promise<ClockStatus> {
+    if (this.inFlight === null) {
+      this.inFlight = this.readOnce().finally(() => {
+        this.inFlight = null;
+      });
+    }
+    return this.inFlight;
+  }
+
+  private async readOnce(): Promise<ClockStatus> {
+    let next: ClockStatus;
+    try {
+      next = await this.opts.reader.read();
+    } catch (e) {
+      next = {
+        ...this.status,
+        synchronised: false,
+        offsetMs: null,
+        reason: `clock status read failed: ${(e as Error)?.message ?? String(e)}`,
+        checkedAt: (this.opts.now ?? Date.now)(),
+      };
+    }
+    this.status = next;
+    this.logTransition(next);
+    return next;
+  }
+
+  private logTransition(s: ClockStatus): void {
+    if (this.logged === s.synchronised) return;
+    this.logged = s.synchronised;
+    const fields = { source: s.source, offsetMs: s.offsetMs, stratum: s.stratum, refId: s.refId };
+    if (s.synchronised) {
+      this.opts.log.info({ ...fields, note: s.reason ?? undefined }, 'clock synchronised');
+    } else {
+      this.opts.log.warn({ ...fields, leapStatus: s.leapStatus, reason: s.reason }, `clock not synchronised: ${s.reason}`);
+    }
+  }
+}
