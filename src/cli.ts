@@ -3,10 +3,14 @@
 import { loadConfig, ConfigError } from './config/load.js';
 import { createLogger } from './log.js';
 import { startApp } from './app.js';
+import { sendMultiCam } from './protocols/multicam/client.js';
 
 const USAGE = `usage:
   arenacam serve [--config FILE]     run the device (config: YAML or JSON; ARENACAM_* env overrides)
   arenacam config [--config FILE]    print the effective configuration as JSON
+  arenacam status [HOST[:PORT]]      ask a device for its status (default 127.0.0.1:8080)
+  arenacam record start|stop [HOST[:PORT]] [--in SECONDS]
+                                     start (optionally scheduled) or stop a recording
 `;
 
 function parseArgs(argv: string[]): { cmd: string | undefined; configFile: string | undefined } {
@@ -20,7 +24,38 @@ function parseArgs(argv: string[]): { cmd: string | undefined; configFile: strin
   return { cmd, configFile };
 }
 
+/** `arenacam status|record …`: talk to a device over MultiCam. */
+async function client(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  let sub: string | undefined;
+  if (cmd === 'record') sub = rest.shift();
+  let inSec = 0;
+  const pos: string[] = [];
+  for (let i = 0; i < rest.length; i++) {
+    if (rest[i] === '--in') inSec = Number(rest[++i]);
+    else pos.push(rest[i]);
+  }
+  const [host, portText] = (pos[0] ?? '127.0.0.1:8080').split(':');
+  const port = Number(portText ?? 8080);
+  const command =
+    cmd === 'status' ? 'DEVICE_STATUS' : sub === 'start' ? 'START_RECORDING' : sub === 'stop' ? 'STOP_RECORDING' : null;
+  if (!command || !Number.isFinite(inSec) || !Number.isInteger(port)) {
+    process.stderr.write(USAGE);
+    return 2;
+  }
+  try {
+    const reply = await sendMultiCam(host || '127.0.0.1', port, { command, timestamp: Date.now() / 1000 + inSec });
+    process.stdout.write(JSON.stringify(reply) + '\n');
+    return reply.status === 'error' || reply.status === 'time_not_synchronized' ? 1 : 0;
+  } catch (err) {
+    process.stderr.write(`arenacam: ${(err as Error).message}\n`);
+    return 1;
+  }
+}
+
 async function main(): Promise<number> {
+  const first = process.argv[2];
+  if (first === 'status' || first === 'record') return client(process.argv.slice(2));
   let args;
   try {
     args = parseArgs(process.argv.slice(2));
