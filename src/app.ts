@@ -66,7 +66,8 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
     stops.push(['clock', async () => clockMonitor.stop()]);
 
     const store = new SegmentStore(join(dataDir, 'segments'), { ffprobePath: config.capture.ffprobePath, log: log.child({ part: 'store' }) });
-    const capture = new CapturePipeline({ config, store, clock, log: log.child({ part: 'capture' }) });
+    let recording = () => false;
+    const capture = new CapturePipeline({ config, store, clock, log: log.child({ part: 'capture' }), mayRotate: () => !recording() });
     await capture.reapStale();
     await store.load();
     const catalog = new RecordingsCatalog(join(dataDir, 'recordings'), log.child({ part: 'catalog' }));
@@ -110,6 +111,7 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
       log: log.child({ part: 'device' }),
     });
     const dev = device;
+    recording = () => dev.isRecording() || dev.snapshot().scheduledStartMs !== null;
     capture.on('health', (h) => {
       if (h.alive) log.info('capture healthy');
       else if (h.error) log.warn({ error: h.error }, 'capture unhealthy');
@@ -119,6 +121,9 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
     if (leftovers.length) await dev.recover(leftovers, lastEndMs);
     storage.start();
     stops.push(['storage', () => storage.stop()]);
+    const retry = setInterval(() => void dev.retryPending(), 30000);
+    retry.unref();
+    stops.push(['retry', async () => clearInterval(retry)]);
     stops.push(['device', () => dev.close()]);
 
     const multicam = new MultiCamServer({ ...config.multicam, device: dev, clock, log: log.child({ part: 'multicam' }) });

@@ -25,7 +25,17 @@ export interface CaptureOptions {
   store: SegmentStore;
   clock: Clock;
   log: Logger;
+  /** May the pipeline restart now for a planned run rotation? (not while recording) */
+  mayRotate?: () => boolean;
+  /** Age of a run after which it is rotated (default 24 h; tests shorten it). */
+  rotateAfterMs?: number;
 }
+
+/**
+ * MPEG-TS timestamps wrap after 2^33 / 90 kHz ≈ 26.5 h from a run's base; a new run (new base)
+ * is started before that, at a moment when no recording is running.
+ */
+const ROTATE_AFTER_MS = 24 * 3600 * 1000;
 
 /**
  * Runs ffmpeg from start() to stop(), restarting it with exponential backoff when it dies or
@@ -40,6 +50,7 @@ export class CapturePipeline extends EventEmitter {
   private stallTimer: NodeJS.Timeout | null = null;
   private tail: { stop(): void } | null = null;
   private runStartedAt = 0;
+  private rotating = false;
   private readonly pidFile: string;
 
   constructor(private readonly o: CaptureOptions) {
@@ -139,6 +150,11 @@ export class CapturePipeline extends EventEmitter {
     }
     if (this.o.clock.now() - this.runStartedAt > 30000) this.backoffMs = this.o.config.capture.restartMinMs;
     this.armStallTimer();
+    if (this.o.clock.now() - this.runStartedAt > (this.o.rotateAfterMs ?? ROTATE_AFTER_MS) && this.o.mayRotate?.() && this.child && !this.rotating) {
+      this.o.log.info('starting a new capture run (timestamps of a run must stay below 26 h)');
+      this.rotating = true;
+      void this.child.stop(this.o.config.capture.stopGraceMs);
+    }
   }
 
   private armStallTimer(): void {
@@ -160,6 +176,11 @@ export class CapturePipeline extends EventEmitter {
     this.child = null;
     if (this.stallTimer) clearTimeout(this.stallTimer);
     if (this.stopping) return;
+    if (this.rotating) {
+      this.rotating = false;
+      this.launch();
+      return;
+    }
     const tail = child.stderrTail();
     const why = tail.at(-1) ?? 'no output';
     const message = `ffmpeg exited (${r.signal ? `signal ${r.signal}` : `code ${r.code}`}): ${why}`;

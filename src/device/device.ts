@@ -62,6 +62,13 @@ export class Device implements DeviceApi {
     }
   }
 
+  /** Retry ranges whose assembly failed earlier (full disk, ffmpeg trouble) while there is room. */
+  async retryPending(): Promise<void> {
+    if (this.d.storage.error()) return;
+    const pending = this.d.recorder.pending();
+    if (pending.length) await this.recover(pending, null);
+  }
+
   /** The MultiCam-level state. */
   state(): { state: DeviceState; message: string | null } {
     const cap = this.d.capture.status();
@@ -176,9 +183,8 @@ export class Device implements DeviceApi {
       const info = await recorder.finishActive(stopMs);
       return { kind: 'stopped', fileName: info.fileName, fileSize: info.fileSize };
     } catch (err) {
-      const message = err instanceof AssemblyError && err.code === 'ENOSPC'
-        ? `${err.message}; the footage is kept and the file will be finished when space is freed`
-        : `recording could not be finished: ${(err as Error).message}`;
+      const kept = !(err instanceof AssemblyError && err.code === 'NO_FOOTAGE');
+      const message = `recording could not be finished: ${(err as Error).message}${kept ? '; the footage is kept and the file will be finished automatically' : ''}`;
       log.error({ err: (err as Error).message }, 'stop failed');
       return { kind: 'error', message };
     } finally {

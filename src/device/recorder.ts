@@ -100,7 +100,8 @@ export class Recorder {
       await this.persist();
       return info;
     } catch (err) {
-      if (err instanceof AssemblyError && err.code === 'ENOSPC') {
+      // Keep the range (and so its segments) for a retry unless there is nothing to assemble.
+      if (!(err instanceof AssemblyError && err.code === 'NO_FOOTAGE')) {
         this.state.pending.push({ startMs: active.startMs, stopMs });
       }
       this.state.active = null;
