@@ -1,7 +1,7 @@
 /** Recording and clip assembly: stream-copy a time range out of the segment store into an MP4. */
 import { writeFile, rename, unlink, stat, open } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
-import { execa } from 'execa';
+import ffmpeg from 'fluent-ffmpeg';
 import type { Segment } from '../capture/segment-store.js';
 import { fsyncDir } from '../util/atomic.js';
 import { readMp4Info, samplePts, trimStart } from './mp4.js';
@@ -64,20 +64,11 @@ export async function assembleRange(req: AssemblyRequest): Promise<AssemblyResul
   const t0 = segs[0].startMs;
   try {
     await writeFile(list, concatList(segs));
-    const args = [
-      '-hide_banner', '-nostdin', '-loglevel', 'error', '-y',
-      '-f', 'concat', '-safe', '0', '-i', list,
+    await runFfmpegJob(req.ffmpegPath, list, part, [
       '-map', '0:v:0', '-c', 'copy', '-t', ((req.stopMs - t0) / 1000).toFixed(6),
       '-movflags', '+faststart', '-use_editlist', '1',
       '-metadata', `creation_time=${new Date(Math.max(req.startMs, t0)).toISOString()}`,
-      '-f', 'mp4', part,
-    ];
-    const r = await execa(req.ffmpegPath, args, { reject: false, timeout: 600000 });
-    if (r.exitCode !== 0) {
-      const msg = (String(r.stderr ?? '') || String(r.message ?? 'unknown error')).trim().split('\n').slice(-3).join(' | ');
-      if (/No space left/i.test(msg)) throw new AssemblyError(`disk full while writing the recording: ${msg}`, 'ENOSPC');
-      throw new AssemblyError(`ffmpeg could not assemble the recording: ${msg}`, 'FFMPEG');
-    }
+    ]);
     const info = await readMp4Info(part);
     const found = info.tracks.find((t) => t.handler === 'vide');
     if (!found || found.sampleCount === 0) throw new AssemblyError('assembled file has no video frames', 'NO_FOOTAGE');
@@ -114,4 +105,28 @@ export async function assembleRange(req: AssemblyRequest): Promise<AssemblyResul
   } finally {
     await unlink(list).catch(() => undefined);
   }
+}
+
+/**
+ * One short ffmpeg job through fluent-ffmpeg (a good fit for run-to-completion jobs; the
+ * never-ending capture uses a plain child process instead, see capture/pipeline.ts).
+ */
+function runFfmpegJob(ffmpegPath: string, concatList: string, out: string, outputOptions: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    ffmpeg()
+      .setFfmpegPath(ffmpegPath)
+      .input(concatList)
+      .inputFormat('concat')
+      .inputOptions(['-safe', '0'])
+      .outputOptions(['-hide_banner', '-nostdin', '-loglevel', 'error', ...outputOptions])
+      .format('mp4')
+      .output(out)
+      .on('end', () => resolve())
+      .on('error', (err: Error, _stdout: string | null, stderr: string | null) => {
+        const msg = (stderr || err.message).trim().split('\n').slice(-3).join(' | ');
+        if (/No space left/i.test(msg)) reject(new AssemblyError(`disk full while writing the recording: ${msg}`, 'ENOSPC'));
+        else reject(new AssemblyError(`ffmpeg could not assemble the recording: ${msg}`, 'FFMPEG'));
+      })
+      .run();
+  });
 }
