@@ -1,7 +1,6 @@
 /** The MultiCam TCP server: one command per connection, one reply per command, files streamed from disk. */
 import { open, type FileHandle } from 'node:fs/promises';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { pipeline } from 'node:stream/promises';
 import type { DeviceApi, RecordingHandle } from '../../device/types.js';
 import type { Logger } from '../../log.js';
 import type { Clock } from '../../util/clock.js';
@@ -240,11 +239,13 @@ export class MultiCamServer {
         await file.close();
         socket.end();
       } else {
-        const source = file.createReadStream({ start: 0, end: handle.size - 1, highWaterMark: READ_CHUNK });
-        await pipeline(source, socket);
-        if (source.bytesRead < handle.size) {
-          this.log.warn({ remote, fileName: handle.fileName, sent: source.bytesRead, size: handle.size }, 'multicam file shorter than announced');
+        const sent = await sendFile(file, handle.size, socket).finally(() => file.close());
+        if (sent < handle.size) {
+          this.log.warn({ remote, fileName: handle.fileName, sent, size: handle.size }, 'multicam file shorter than announced');
+          socket.destroy();
+          return;
         }
+        socket.end();
       }
       this.log.info({ remote, fileName: handle.fileName, bytes: handle.size, ms: Date.now() - started }, 'multicam transfer done');
       this.linger(conn);
@@ -256,4 +257,32 @@ export class MultiCamServer {
       handle.release();
     }
   }
+}
+
+/**
+ * Send `size` bytes of `file` through two reused buffers: a buffer is refilled only after the
+ * socket has handed its previous contents to the kernel (the write callback), so memory stays
+ * flat however large the file, and reads overlap with the network. Returns the bytes sent.
+ */
+async function sendFile(file: FileHandle, size: number, socket: Socket): Promise<number> {
+  const bufs = [Buffer.allocUnsafe(READ_CHUNK), Buffer.allocUnsafe(READ_CHUNK)];
+  const inFlight: Array<Promise<void>> = [Promise.resolve(), Promise.resolve()];
+  let pos = 0;
+  let i = 0;
+  while (pos < size) {
+    await inFlight[i];
+    if (socket.destroyed) throw Object.assign(new Error('peer closed the connection'), { code: 'ECONNRESET' });
+    const { bytesRead } = await file.read(bufs[i], 0, Math.min(READ_CHUNK, size - pos), pos);
+    if (bytesRead === 0) break;
+    pos += bytesRead;
+    const chunk = bufs[i].subarray(0, bytesRead);
+    inFlight[i] = new Promise<void>((resolve, reject) => {
+      socket.write(chunk, (err) => (err ? reject(err) : resolve()));
+    });
+    // Don't let an early failure of the other buffer's write go unhandled while we await this one.
+    inFlight[i].catch(() => undefined);
+    i ^= 1;
+  }
+  await Promise.all(inFlight);
+  return pos;
 }

@@ -1,6 +1,9 @@
 /** MultiCam wire format: command framing and command validation (replies in replies.ts). Pure: no sockets, no files. */
 import { clip } from './replies.js';
 
+/** Strict UTF-8 decoder (stateless between calls since each decode is complete). */
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
 export * from './replies.js';
 
 /** What the framer has made of the bytes fed so far. */
@@ -74,7 +77,7 @@ export class CommandFramer {
     const bytes = Buffer.concat(this.chunks, this.total).subarray(this.start, end);
     let text: string;
     try {
-      text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+      text = UTF8.decode(bytes);
     } catch {
       return { kind: 'malformed', message: 'malformed command: not valid UTF-8' };
     }
