@@ -14,7 +14,8 @@ fi
 
 pkgs=(ffmpeg chrony)
 if [ "${1:-}" = "--test" ]; then
-  pkgs+=(iproute2 avahi-daemon avahi-utils procps)
+  # iproute2: network namespaces for the mDNS tests; avahi + a private dbus run inside them.
+  pkgs+=(iproute2 avahi-daemon avahi-utils dbus-daemon procps curl)
 fi
 
 missing=()
@@ -26,6 +27,11 @@ if [ "${#missing[@]}" -gt 0 ]; then
   $SUDO apt-get update -qq
   # policy-rc.d-less containers may refuse to start services; that is fine for an install.
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # The tests run their own avahi-daemon inside a namespace; one we just installed must not
+  # announce this machine on the real network.
+  if printf '%s\n' "${missing[@]}" | grep -qx avahi-daemon && [ -d /run/systemd/system ]; then
+    $SUDO systemctl disable --now avahi-daemon.service avahi-daemon.socket >/dev/null 2>&1 || true
+  fi
 fi
 
 node -e 'const [a,b]=process.versions.node.split(".").map(Number); if (a<20||(a===20&&b<19)) { console.error("setup: Node >= 20.19 is required, found "+process.versions.node); process.exit(1) }'
