@@ -1,6 +1,7 @@
 /** Keeps the latest clock status fresh by polling a ClockStatusReader, and logs sync changes once. */
 import type { Logger } from '../log.js';
 import type { ClockStatus, ClockStatusReader } from './clock-status.js';
+import { notSynchronised } from './chrony.js';
 
 /** What a ClockMonitor needs: the reader to poll, how often, and where to log. */
 export interface ClockMonitorOptions {
@@ -17,16 +18,7 @@ export interface ClockMonitorOptions {
  * warn with the reason when not.
  */
 export class ClockMonitor {
-  private status: ClockStatus = {
-    synchronised: false,
-    source: 'chrony',
-    offsetMs: null,
-    stratum: null,
-    refId: null,
-    leapStatus: null,
-    reason: 'clock status not read yet',
-    checkedAt: 0,
-  };
+  private status: ClockStatus = notSynchronised('clock status not read yet', 0);
   /** Sync state last logged; null until the first read. */
   private logged: boolean | null = null;
   private timer: NodeJS.Timeout | null = null;
