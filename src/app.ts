@@ -21,6 +21,8 @@ import { buildHttpServer } from './http/server.js';
 
 /** Hardware and OS seams; tests pass fakes only where the hardware does not exist. */
 export interface AppSeams {
+  /** Aborting it during start-up stops what was started and rejects startApp. */
+  signal?: AbortSignal;
   clock?: Clock;
   disk?: DiskSpace;
   clockReader?: ClockStatusReader;
@@ -60,11 +62,13 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
         ? new SystemClockStatus(() => clock.now())
         : new ChronyClockStatus({ chronycPath: config.clock.chronycPath, socket: config.clock.chronySocket, maxOffsetMs: config.clock.maxOffsetMs }));
     if (config.clock.source === 'system') log.warn('clock.source=system: the OS clock is trusted as synchronised; use chrony on a real unit');
+    const step = () => seams.signal?.throwIfAborted();
     const clockMonitor = new ClockMonitor({ reader, pollMs: config.clock.pollMs, log: log.child({ part: 'clock' }) });
     await clockMonitor.refresh();
     clockMonitor.start();
     stops.push(['clock', async () => clockMonitor.stop()]);
 
+    step();
     const store = new SegmentStore(join(dataDir, 'segments'), { ffprobePath: config.capture.ffprobePath, log: log.child({ part: 'store' }) });
     let recording = () => false;
     const capture = new CapturePipeline({ config, store, clock, log: log.child({ part: 'capture' }), mayRotate: () => !recording() });
@@ -85,6 +89,7 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
     const leftovers = await recorder.load();
     const lastEndMs = store.latestEndMs();
 
+    step();
     let device: Device | null = null;
     const storage = new StorageGuard({
       dataDir,
@@ -126,10 +131,12 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
     stops.push(['retry', async () => clearInterval(retry)]);
     stops.push(['device', () => dev.close()]);
 
+    step();
     const multicam = new MultiCamServer({ ...config.multicam, device: dev, clock, log: log.child({ part: 'multicam' }) });
     const { port: multicamPort } = await multicam.listen();
     stops.push(['multicam', () => multicam.close()]);
 
+    step();
     const http = buildHttpServer({
       log: log.child({ part: 'http' }),
       health: () => {
@@ -152,11 +159,13 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
     const httpPort = (http.server.address() as { port: number }).port;
     stops.push(['http', () => http.close()]);
 
+    step();
     if (config.mdns.enabled) {
       const adv: Advertiser = createAdvertiser({ deviceId, port: multicamPort, log: log.child({ part: 'mdns' }), backend: config.mdns.backend as 'auto' });
       await adv.start();
       stops.push(['mdns', () => adv.stop()]);
     }
+    step();
     log.info({ deviceId, multicamPort, httpPort }, 'arenacam ready');
     return {
       deviceId,

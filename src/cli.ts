@@ -83,30 +83,42 @@ async function main(): Promise<number> {
     return 2;
   }
   const log = createLogger(config.log.level);
-  let app;
+  // Signals are handled from the first moment: one during start-up aborts it cleanly, so ffmpeg
+  // and every listener started so far are stopped rather than orphaned.
+  const startup = new AbortController();
+  let app: Awaited<ReturnType<typeof startApp>> | null = null;
+  let resolveDone: (code: number) => void = () => undefined;
+  const done = new Promise<number>((r) => (resolveDone = r));
+  let stopping = false;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal: sig }, 'signal received');
+    if (!app) {
+      startup.abort(new Error(`start-up interrupted by ${sig}`));
+      return;
+    }
+    app.stop().then(
+      () => resolveDone(0),
+      (err) => {
+        log.error({ err: (err as Error).message }, 'shutdown error');
+        resolveDone(1);
+      },
+    );
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   try {
-    app = await startApp(config, log);
+    app = await startApp(config, log, { signal: startup.signal });
   } catch (err) {
+    if (startup.signal.aborted) {
+      log.info('start-up interrupted; everything started so far was stopped');
+      return 0;
+    }
     log.fatal({ err: (err as Error).message }, 'arenacam could not start');
     return 1;
   }
-  return new Promise<number>((resolve) => {
-    let stopping = false;
-    const onSignal = (sig: NodeJS.Signals) => {
-      if (stopping) return;
-      stopping = true;
-      log.info({ signal: sig }, 'signal received');
-      app.stop().then(
-        () => resolve(0),
-        (err) => {
-          log.error({ err: (err as Error).message }, 'shutdown error');
-          resolve(1);
-        },
-      );
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-  });
+  return done;
 }
 
 main().then(

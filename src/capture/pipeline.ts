@@ -6,7 +6,7 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from '../log.js';
 import type { Config } from '../config/schema.js';
 import type { Clock } from '../util/clock.js';
-import { spawnGroup, processMatches, type GroupChild } from '../util/child.js';
+import { spawnGroup, processMatches, findSetpriv, type GroupChild } from '../util/child.js';
 import { buildCaptureArgs, runFiles } from './ffmpeg-args.js';
 import { parseSegmentLine, type SegmentStore } from './segment-store.js';
 
@@ -27,6 +27,8 @@ export interface CaptureOptions {
   log: Logger;
   /** May the pipeline restart now for a planned run rotation? (not while recording) */
   mayRotate?: () => boolean;
+  /** util-linux setpriv for parent-death signals; undefined = look it up, null = don't use it. */
+  setprivPath?: string | null;
   /** Age of a run after which it is rotated (default 24 h; tests shorten it). */
   rotateAfterMs?: number;
 }
@@ -52,11 +54,14 @@ export class CapturePipeline extends EventEmitter {
   private runStartedAt = 0;
   private rotating = false;
   private readonly pidFile: string;
+  private readonly setpriv: string | null;
 
   constructor(private readonly o: CaptureOptions) {
     super();
     this.backoffMs = o.config.capture.restartMinMs;
     this.pidFile = join(o.config.dataDir, 'capture.pid');
+    this.setpriv = o.setprivPath === undefined ? findSetpriv() : o.setprivPath;
+    if (!this.setpriv) o.log.warn('util-linux setpriv not found: ffmpeg may outlive a crashed daemon (it is reaped at the next start)');
   }
 
   /** Current health (a copy). */
@@ -119,6 +124,8 @@ export class CapturePipeline extends EventEmitter {
     log.info({ runBase, cmd: [config.capture.ffmpegPath, ...args].join(' ') }, 'starting ffmpeg');
     const child = spawnGroup(config.capture.ffmpegPath, args, {
       onStderrLine: (l) => log.debug({ ffmpeg: l }, 'ffmpeg says'),
+      // If the daemon dies hard, the kernel tells ffmpeg to close its segment and exit.
+      setprivPath: this.setpriv,
     });
     this.child = child;
     this.runStartedAt = this.o.clock.now();

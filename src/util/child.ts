@@ -1,5 +1,6 @@
 /** Child processes in their own process group: spawn, keep a stderr tail, stop with SIGINT then SIGKILL. */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 
 /** A running child with its stderr tail and a promise of its exit. */
 export interface GroupChild {
@@ -12,9 +13,26 @@ export interface GroupChild {
   stop(graceMs: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
+/** Options of spawnGroup. */
+export interface SpawnGroupOptions {
+  tailLines?: number;
+  onStderrLine?: (l: string) => void;
+  /**
+   * Path of util-linux `setpriv`: when given, the child is started through
+   * `setpriv --pdeathsig INT` so the kernel sends it SIGINT if this process dies, even by SIGKILL.
+   */
+  setprivPath?: string | null;
+}
+
+/** Where util-linux setpriv lives on this machine, or null (then children can outlive a crash). */
+export function findSetpriv(candidates = ['/usr/bin/setpriv', '/bin/setpriv']): string | null {
+  return candidates.find((p) => existsSync(p)) ?? null;
+}
+
 /** Spawn `cmd args` detached (own process group) with stdin ignored and stderr tailed. */
-export function spawnGroup(cmd: string, args: string[], opts: { tailLines?: number; onStderrLine?: (l: string) => void } = {}): GroupChild {
-  const proc = spawn(cmd, args, { detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
+export function spawnGroup(cmd: string, args: string[], opts: SpawnGroupOptions = {}): GroupChild {
+  const [file, argv] = opts.setprivPath ? [opts.setprivPath, ['--pdeathsig', 'INT', '--', cmd, ...args]] : [cmd, args];
+  const proc = spawn(file, argv, { detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
   const tail: string[] = [];
   const max = opts.tailLines ?? 20;
   let partial = '';

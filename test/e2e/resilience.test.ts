@@ -54,8 +54,9 @@ test('a daemon killed with SIGKILL mid-recording finishes the recording on the n
   const killedAt = Date.now();
   first.proc.kill('SIGKILL');
   await first.exited;
-  // Its ffmpeg lives on in its own process group (as it would under a crashed Node without
-  // systemd): the next start must reap it.
+  // ffmpeg runs in its own process group but under a parent-death signal: the kernel tells it to
+  // close its segment and exit when the daemon dies, even by SIGKILL.
+  await waitFor(async () => (await processesMentioning(tmp.dir)).length === 0, 5000, 'the orphaned ffmpeg to exit');
   const second = await spawnUnit(tmp.dir, config, 'second');
   const readyAt = Date.now();
   t.after(() => second.proc.kill('SIGKILL'));
@@ -104,6 +105,36 @@ test('pre-roll past its retention is deleted but the segments of a running recor
   const dur = await probeDuration(join(tmp.dir, 'recordings', String(stop.body.fileName)), 'ffprobe');
   assert.ok(dur > 7.5, `the whole recording survived retention (${dur} s)`);
   await waitFor(() => unit.app.store.all()[0].endMs > Date.now() - 6000 - 1500, 8000, 'retention to resume after the stop');
+});
+
+/** Pids of processes whose command line mentions `text` (other than this one). */
+async function processesMentioning(text: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const name of await readdir('/proc')) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    const cmd = await readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => '');
+    if (cmd.includes(text)) pids.push(Number(name));
+  }
+  return pids;
+}
+
+test('a signal during start-up stops everything started so far: no ffmpeg is left behind', async (t) => {
+  const tmp = await tempDir();
+  t.after(() => tmp.cleanup());
+  const { spawn } = await import('node:child_process');
+  const { fileURLToPath } = await import('node:url');
+  const file = join(tmp.dir, 'early.json');
+  await writeFile(file, JSON.stringify(testConfig(tmp.dir)));
+  const cli = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
+  const proc = spawn(process.execPath, [cli, 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout!.on('data', (c) => (out += c));
+  const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+  await waitFor(() => out.includes('starting ffmpeg'), 20000, 'ffmpeg to be started');
+  proc.kill('SIGINT');
+  assert.equal(await exited, 0, out.slice(-1500));
+  assert.match(out, /start-up interrupted|arenacam stopped/);
+  await waitFor(async () => (await processesMentioning(tmp.dir)).length === 0, 5000, 'no process of this unit left');
 });
 
 function canMountTmpfs(dir: string): boolean {
