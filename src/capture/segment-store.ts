@@ -156,6 +156,30 @@ export class SegmentStore extends EventEmitter {
     });
   }
 
+  /**
+   * The segment that follows `seg` in its run (seq + 1), once ffmpeg has finished it; null when
+   * none arrives within `timeoutMs` (capture stopped or restarted).
+   */
+  nextAfter(seg: Segment, timeoutMs: number): Promise<Segment | null> {
+    const find = () => this.segments.find((s) => s.runBase === seg.runBase && s.seq === seg.seq + 1) ?? null;
+    const have = find();
+    if (have) return Promise.resolve(have);
+    return new Promise((resolve) => {
+      const onSeg = () => {
+        const s = find();
+        if (!s) return;
+        clearTimeout(timer);
+        this.off('segment', onSeg);
+        resolve(s);
+      };
+      const timer = setTimeout(() => {
+        this.off('segment', onSeg);
+        resolve(null);
+      }, timeoutMs);
+      this.on('segment', onSeg);
+    });
+  }
+
   /** Delete a segment from disk and index. */
   async remove(seg: Segment): Promise<void> {
     this.segments = this.segments.filter((s) => s !== seg);

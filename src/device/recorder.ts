@@ -2,7 +2,7 @@
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
 import type { Clock } from '../util/clock.js';
-import type { SegmentStore } from '../capture/segment-store.js';
+import type { Segment, SegmentStore } from '../capture/segment-store.js';
 import { assembleRange, AssemblyError } from '../media/assemble.js';
 import { readJsonFile, writeFileAtomic } from '../util/atomic.js';
 import type { RecordingsCatalog } from './catalog.js';
@@ -91,11 +91,8 @@ export class Recorder {
   async finishActive(stopMs: number): Promise<RecordingInfo> {
     const active = this.state.active;
     if (!active) throw new Error('not recording');
-    const waitMs = this.o.captureAlive() ? this.o.segmentSec * 3000 + 3000 : 500;
-    const covered = await this.o.store.waitForCoverage(stopMs, waitMs);
-    if (!covered) this.o.log.warn({ stopMs }, 'the last segment did not arrive in time; the recording ends at the last one captured');
     try {
-      const info = await this.assemble(active.startMs, stopMs);
+      const info = await this.assemble(active.startMs, stopMs, true);
       this.state.active = null;
       await this.persist();
       return info;
@@ -132,17 +129,40 @@ export class Recorder {
     return [...this.state.pending];
   }
 
-  private async assemble(startMs: number, stopMs: number): Promise<RecordingInfo> {
+  /**
+   * Assemble [startMs, stopMs] into the catalog. `live`: the end may still be being captured;
+   * assembly starts at once with the segments already finished and takes the rest as they come
+   * (from one capture run), so the reply follows the last segment closely.
+   */
+  private async assemble(startMs: number, stopMs: number, live = false): Promise<RecordingInfo> {
     const { store, catalog, log } = this.o;
     const fileName = catalog.uniqueName(startMs);
     const t = performance.now();
+    const waitMs = this.o.captureAlive() ? this.o.segmentSec * 3000 + 3000 : 500;
+    let segments = store.overlapping(startMs, stopMs);
+    const oneRun = segments.every((s) => s.runBase === segments[0]?.runBase);
+    const pending = (store.latestEndMs() ?? -Infinity) < stopMs;
+    let next: ((after: Segment) => Promise<Segment | null>) | undefined;
+    let waitedOut = false;
+    if (live && pending && oneRun && segments.length > 0) {
+      next = async (after) => {
+        const s = await store.nextAfter(after, waitMs);
+        if (!s) waitedOut = true;
+        return s;
+      };
+    } else if (live && pending) {
+      waitedOut = !(await store.waitForCoverage(stopMs, waitMs));
+      segments = store.overlapping(startMs, stopMs);
+    }
     const res = await assembleRange({
-      segments: store.overlapping(startMs, stopMs),
+      segments,
+      next,
       startMs,
       stopMs,
       outPath: catalog.pathOf(fileName),
       ffmpegPath: this.o.ffmpegPath,
     });
+    if (waitedOut) log.warn({ stopMs }, 'the last segment did not arrive in time; the recording ends at the last one captured');
     const info: RecordingInfo = {
       fileName,
       fileSize: res.size,

@@ -2,6 +2,8 @@
 import { writeFile, rename, unlink, stat, open } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
 import ffmpeg from 'fluent-ffmpeg';
+import { createReadStream } from 'node:fs';
+import { Readable } from 'node:stream';
 import type { Segment } from '../capture/segment-store.js';
 import { fsyncDir } from '../util/atomic.js';
 import { readMp4Info, samplePts, trimStart } from './mp4.js';
@@ -19,8 +21,13 @@ export interface AssemblyResult {
 
 /** A range request over the store. */
 export interface AssemblyRequest {
-  /** Segments overlapping [startMs, stopMs), oldest first. */
+  /** Segments overlapping [startMs, stopMs) known now, oldest first. */
   segments: Segment[];
+  /**
+   * For a range whose end is still being captured: the segment after a given one once it exists,
+   * or null when there is no more. Assembly starts at once and takes them as they come.
+   */
+  next?: (after: Segment) => Promise<Segment | null>;
   startMs: number;
   stopMs: number;
   outPath: string;
@@ -63,8 +70,18 @@ export async function assembleRange(req: AssemblyRequest): Promise<AssemblyResul
   const list = `${part}.txt`;
   const t0 = segs[0].startMs;
   try {
-    await writeFile(list, concatList(segs));
-    await runFfmpegJob(req.ffmpegPath, list, part, [
+    // Segments of one capture run are one continuous MPEG-TS stream cut in pieces: fed back to
+    // back through a pipe they need no per-file probing (the concat demuxer spends most of its
+    // time probing each file). Across runs the timestamps restart, so the concat demuxer is used.
+    const oneRun = segs.every((s) => s.runBase === segs[0].runBase);
+    let input: JobInput;
+    if (oneRun) input = { kind: 'pipe', stream: Readable.from(catSegments(segs, req.stopMs, req.next)) };
+    else {
+      if (req.next) throw new Error('a live range must come from one capture run');
+      await writeFile(list, concatList(segs));
+      input = { kind: 'concat', list };
+    }
+    await runFfmpegJob(req.ffmpegPath, input, part, [
       '-map', '0:v:0', '-c', 'copy', '-t', ((req.stopMs - t0) / 1000).toFixed(6),
       '-movflags', '+faststart', '-use_editlist', '1',
       '-metadata', `creation_time=${new Date(Math.max(req.startMs, t0)).toISOString()}`,
@@ -107,22 +124,44 @@ export async function assembleRange(req: AssemblyRequest): Promise<AssemblyResul
   }
 }
 
+/** Where an assembly job reads from. */
+type JobInput = { kind: 'concat'; list: string } | { kind: 'pipe'; stream: Readable };
+
+/** The bytes of the segments one after the other, then of those still to come up to `stopMs`. */
+async function* catSegments(segs: Segment[], stopMs: number, next?: (after: Segment) => Promise<Segment | null>): AsyncGenerator<Buffer> {
+  let last: Segment | null = null;
+  for (const s of segs) {
+    yield* catFile(s.path);
+    last = s;
+  }
+  while (next && last && last.endMs < stopMs) {
+    const s = await next(last);
+    if (!s || s.startMs >= stopMs) break;
+    yield* catFile(s.path);
+    last = s;
+  }
+}
+
+async function* catFile(path: string): AsyncGenerator<Buffer> {
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) yield chunk as Buffer;
+}
+
 /**
  * One short ffmpeg job through fluent-ffmpeg (a good fit for run-to-completion jobs; the
  * never-ending capture uses a plain child process instead, see capture/pipeline.ts).
  */
-function runFfmpegJob(ffmpegPath: string, concatList: string, out: string, outputOptions: string[]): Promise<void> {
+function runFfmpegJob(ffmpegPath: string, input: JobInput, out: string, outputOptions: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
-    ffmpeg()
-      .setFfmpegPath(ffmpegPath)
-      .input(concatList)
-      .inputFormat('concat')
-      .inputOptions(['-safe', '0'])
+    const cmd = ffmpeg().setFfmpegPath(ffmpegPath);
+    if (input.kind === 'concat') cmd.input(input.list).inputFormat('concat').inputOptions(['-safe', '0']);
+    else cmd.input(input.stream).inputFormat('mpegts');
+    cmd
       .outputOptions(['-hide_banner', '-nostdin', '-loglevel', 'error', ...outputOptions])
       .format('mp4')
       .output(out)
       .on('end', () => resolve())
       .on('error', (err: Error, _stdout: string | null, stderr: string | null) => {
+        if (input.kind === 'pipe') input.stream.destroy();
         const msg = (stderr || err.message).trim().split('\n').slice(-3).join(' | ');
         if (/No space left/i.test(msg)) reject(new AssemblyError(`disk full while writing the recording: ${msg}`, 'ENOSPC'));
         else reject(new AssemblyError(`ffmpeg could not assemble the recording: ${msg}`, 'FFMPEG'));
