@@ -59,7 +59,7 @@ export function concatList(segments: Segment[]): string {
 }
 
 /**
- * Stream-copy the segments into `outPath` (+faststart), ending before `stopMs`, and trim the
+ * Stream-copy the segments into `outPath` (moov first), ending before `stopMs`, and trim the
  * start with the MP4 edit list so the first displayed frame is the first captured at or after
  * `startMs`. Written to a temporary name, fsynced, then renamed: a crash leaves no half file.
  */
@@ -74,18 +74,25 @@ export async function assembleRange(req: AssemblyRequest): Promise<AssemblyResul
     // back through a pipe they need no per-file probing (the concat demuxer spends most of its
     // time probing each file). Across runs the timestamps restart, so the concat demuxer is used.
     const oneRun = segs.every((s) => s.runBase === segs[0].runBase);
-    let input: JobInput;
-    if (oneRun) input = { kind: 'pipe', stream: Readable.from(catSegments(segs, req.stopMs, req.next)) };
-    else {
-      if (req.next) throw new Error('a live range must come from one capture run');
-      await writeFile(list, concatList(segs));
-      input = { kind: 'concat', list };
-    }
-    await runFfmpegJob(req.ffmpegPath, input, part, [
-      '-map', '0:v:0', '-c', 'copy', '-t', ((req.stopMs - t0) / 1000).toFixed(6),
-      '-movflags', '+faststart', '-use_editlist', '1',
+    if (!oneRun && req.next) throw new Error('a live range must come from one capture run');
+    if (!oneRun) await writeFile(list, concatList(segs));
+    // A fresh input per attempt (a pipe can be read once); the retry below is a rare fallback.
+    const input = (): JobInput =>
+      oneRun ? { kind: 'pipe', stream: Readable.from(catSegments(segs, req.stopMs, req.next)) } : { kind: 'concat', list };
+    const seconds = (req.stopMs - t0) / 1000;
+    const common = [
+      '-map', '0:v:0', '-c', 'copy', '-t', seconds.toFixed(6), '-use_editlist', '1',
       '-metadata', `creation_time=${new Date(Math.max(req.startMs, t0)).toISOString()}`,
-    ]);
+    ];
+    // The moov goes first (players start at once) without +faststart's second pass over the whole
+    // file: space for it is reserved up front (~12 bytes a sample; room for 60 fps and margin).
+    const reserve = Math.ceil(seconds * 60 * 16) + 65536;
+    try {
+      await runFfmpegJob(req.ffmpegPath, input(), part, [...common, '-moov_size', String(reserve)]);
+    } catch (err) {
+      if (!(err instanceof AssemblyError && /moov/i.test(err.message))) throw err;
+      await runFfmpegJob(req.ffmpegPath, input(), part, [...common, '-movflags', '+faststart']);
+    }
     const info = await readMp4Info(part);
     const found = info.tracks.find((t) => t.handler === 'vide');
     if (!found || found.sampleCount === 0) throw new AssemblyError('assembled file has no video frames', 'NO_FOOTAGE');
