@@ -1,4 +1,5 @@
 /** Media helpers of the capture benchmarks: read stamp-camera timecodes from files, run the naive baseline recorder. */
+import type { NaiveJob } from './naive-recorder.js';
 import { spawn } from 'node:child_process';
 import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
@@ -72,17 +73,7 @@ export interface NaiveRun {
 }
 
 /** Run the naive baseline recorder (a child that sleeps until targetMs, then starts ffmpeg on the FIFO). */
-export function runNaive(job: {
-  fifo: string;
-  width: number;
-  height: number;
-  fps: number;
-  targetMs: number;
-  out: string;
-  frames: number;
-  preset: string;
-  bitrateKbps: number;
-}): Promise<NaiveRun> {
+export function runNaive(job: NaiveJob): Promise<NaiveRun> {
   const child = spawn(process.execPath, [NAIVE, JSON.stringify(job)], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';

@@ -12,7 +12,8 @@
 import { spawn } from 'node:child_process';
 import { nowMs, sleepUntil } from './capture-lib.js';
 
-interface Job {
+/** What one naive recording does (also the type bench/capture-media.ts sends). */
+export interface NaiveJob {
   fifo: string;
   width: number;
   height: number;
@@ -25,7 +26,7 @@ interface Job {
 }
 
 async function main(): Promise<void> {
-  const job = JSON.parse(process.argv[2] ?? '{}') as Job;
+  const job = JSON.parse(process.argv[2] ?? '{}') as NaiveJob;
   const args = [
     '-hide_banner', '-nostdin', '-loglevel', 'error', '-y',
     '-f', 'rawvideo', '-pix_fmt', 'gray', '-video_size', `${job.width}x${job.height}`, '-framerate', String(job.fps),
