@@ -188,7 +188,7 @@ export class SegmentStore extends EventEmitter {
     });
   }
 
-  /** Total bytes is not tracked; the count is. */
+  /** How many segments are indexed. */
   get size(): number {
     return this.segments.length;
   }

@@ -41,22 +41,30 @@ export class Device implements DeviceApi {
   private phase: 'idle' | 'scheduled' | 'recording' | 'stopping' = 'idle';
   private startTimer: NodeJS.Timeout | null = null;
   private stopping: Promise<StopResult> | null = null;
+  private recovering: Promise<void> | null = null;
 
   constructor(private readonly d: DeviceDeps) {}
 
-  /** Finish what an earlier run left (crash or full disk), then keep going. */
-  async recover(leftovers: Array<{ startMs: number; stopMs: number | null }>, lastEndMs: number | null): Promise<void> {
+  /** Finish what an earlier run left (crash or full disk), then keep going; never twice at once. */
+  recover(leftovers: Array<{ startMs: number; stopMs: number | null }>, lastEndMs: number | null): Promise<void> {
+    this.recovering ??= this.finishLeftovers(leftovers, lastEndMs).finally(() => {
+      this.recovering = null;
+    });
+    return this.recovering;
+  }
+
+  private async finishLeftovers(leftovers: Array<{ startMs: number; stopMs: number | null }>, lastEndMs: number | null): Promise<void> {
     for (const r of leftovers) {
       const fallback = lastEndMs ?? r.startMs;
       try {
         const info = await this.d.recorder.finishLeftover(r, fallback);
-        this.d.log.warn({ fileName: info.fileName, startMs: r.startMs }, 'an interrupted recording was finished after restart');
+        this.d.log.warn({ fileName: info.fileName, startMs: r.startMs }, 'an unfinished recording was finished (after a restart or a failed assembly)');
       } catch (err) {
         if (err instanceof AssemblyError && err.code === 'NO_FOOTAGE') {
-          this.d.log.error({ startMs: r.startMs }, 'an interrupted recording had no surviving footage; dropped');
+          this.d.log.error({ startMs: r.startMs }, 'an unfinished recording had no surviving footage; dropped');
           await this.d.recorder.dropLeftover(r.startMs);
         } else {
-          this.d.log.error({ startMs: r.startMs, err: (err as Error).message }, 'could not finish an interrupted recording; will retry');
+          this.d.log.error({ startMs: r.startMs, err: (err as Error).message }, 'could not finish an unfinished recording; will retry');
         }
       }
     }

@@ -1,5 +1,5 @@
 /** Crash-safe small-file writes: write a temp file, fsync it, rename over, fsync the folder. */
-import { open, rename, mkdir } from 'node:fs/promises';
+import { open, rename, mkdir, readFile } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
 
 /** Write `data` to `path` atomically (readers see the old or the new content, never a torn one). */
@@ -32,7 +32,6 @@ export async function fsyncDir(dir: string): Promise<void> {
 
 /** Read and parse a JSON file, or return `fallback` when it does not exist. */
 export async function readJsonFile<T>(path: string, fallback: T): Promise<T> {
-  const { readFile } = await import('node:fs/promises');
   try {
     return JSON.parse(await readFile(path, 'utf8')) as T;
   } catch (err) {

@@ -71,7 +71,7 @@ test('a daemon killed with SIGKILL mid-recording finishes the recording on the n
   assert.ok(dur >= expected - 1.0 - 0.2, `recovered ${dur.toFixed(2)} s of ${expected.toFixed(2)} s: more than one segment lost`);
   // The orphaned ffmpeg kept capturing until the second daemon reaped it; that footage may be in.
   assert.ok(dur <= (readyAt - startMs) / 1000 + 0.2, `recovered ${dur.toFixed(2)} s, longer than captured`);
-  assert.match(second.log(), /an interrupted recording was finished after restart/);
+  assert.match(second.log(), /an unfinished recording was finished/);
   assert.equal((await sendCommand(HOST, second.multicamPort, 'HEARTBEAT')).body.status, 'ready');
   second.proc.kill('SIGINT');
   assert.equal(await second.exited, 0, 'clean shutdown');
