@@ -5,6 +5,7 @@ import type { DeviceApi, RecordingHandle } from '../../device/types.js';
 import type { Logger } from '../../log.js';
 import type { Clock } from '../../util/clock.js';
 import { deviceIdOf, fileNotFoundMessage, handleCommand } from './handler.js';
+import { pumpFile, writeTo } from '../../util/file-pump.js';
 import { CommandFramer, encodeReply, errorReply, parseCommand, type Command, type WireReply } from './wire.js';
 
 /** Everything the server needs; the first five are the `multicam.*` config keys. */
@@ -30,7 +31,6 @@ interface Connection {
   timer: NodeJS.Timeout | undefined;
 }
 
-const READ_CHUNK = 256 * 1024;
 const POLLS = new Set(['HEARTBEAT', 'DEVICE_STATUS', 'UPLOAD_STATUS']);
 
 /** Serves MultiCam commands on TCP: reply in one write then close; never waits for the peer's EOF. */
@@ -239,7 +239,7 @@ export class MultiCamServer {
         await file.close();
         socket.end();
       } else {
-        const sent = await sendFile(file, handle.size, socket).finally(() => file.close());
+        const sent = await pumpFile(file, 0, handle.size, writeTo(socket)).finally(() => file.close());
         if (sent < handle.size) {
           this.log.warn({ remote, fileName: handle.fileName, sent, size: handle.size }, 'multicam file shorter than announced');
           socket.destroy();
@@ -257,32 +257,4 @@ export class MultiCamServer {
       handle.release();
     }
   }
-}
-
-/**
- * Send `size` bytes of `file` through two reused buffers: a buffer is refilled only after the
- * socket has handed its previous contents to the kernel (the write callback), so memory stays
- * flat however large the file, and reads overlap with the network. Returns the bytes sent.
- */
-async function sendFile(file: FileHandle, size: number, socket: Socket): Promise<number> {
-  const bufs = [Buffer.allocUnsafe(READ_CHUNK), Buffer.allocUnsafe(READ_CHUNK)];
-  const inFlight: Array<Promise<void>> = [Promise.resolve(), Promise.resolve()];
-  let pos = 0;
-  let i = 0;
-  while (pos < size) {
-    await inFlight[i];
-    if (socket.destroyed) throw Object.assign(new Error('peer closed the connection'), { code: 'ECONNRESET' });
-    const { bytesRead } = await file.read(bufs[i], 0, Math.min(READ_CHUNK, size - pos), pos);
-    if (bytesRead === 0) break;
-    pos += bytesRead;
-    const chunk = bufs[i].subarray(0, bytesRead);
-    inFlight[i] = new Promise<void>((resolve, reject) => {
-      socket.write(chunk, (err) => (err ? reject(err) : resolve()));
-    });
-    // Don't let an early failure of the other buffer's write go unhandled while we await this one.
-    inFlight[i].catch(() => undefined);
-    i ^= 1;
-  }
-  await Promise.all(inFlight);
-  return pos;
 }
