@@ -10,6 +10,7 @@ import { RecordingsCatalog } from './device/catalog.js';
 import { Recorder } from './device/recorder.js';
 import { StorageGuard } from './device/storage.js';
 import { Device } from './device/device.js';
+import { UploadQueue } from './device/upload-queue.js';
 import { resolveDeviceId } from './device/identity.js';
 import { statfsDisk, type DiskSpace } from './hw/disk.js';
 import { SystemClockStatus, type ClockStatusReader } from './hw/clock-status.js';
@@ -87,6 +88,8 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
       captureAlive: () => capture.status().alive,
     });
     const leftovers = await recorder.load();
+    const uploads = new UploadQueue({ dataDir, catalog, settings: config.upload, clock, log: log.child({ part: 'upload' }) });
+    await uploads.load();
     const lastEndMs = store.latestEndMs();
 
     step();
@@ -111,6 +114,7 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
       recorder,
       storage,
       capture,
+      uploads,
       clockStatus: clockMonitor,
       clock,
       log: log.child({ part: 'device' }),
@@ -130,6 +134,8 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
     retry.unref();
     stops.push(['retry', async () => clearInterval(retry)]);
     stops.push(['device', () => dev.close()]);
+    uploads.start();
+    stops.push(['uploads', () => uploads.stop()]);
 
     step();
     const multicam = new MultiCamServer({ ...config.multicam, device: dev, clock, log: log.child({ part: 'multicam' }) });
@@ -143,6 +149,7 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
         const cap = capture.status();
         const cs = clockMonitor.current();
         const st = dev.state();
+        const snap = dev.snapshot();
         return {
           ok: cap.alive && !storage.error(),
           deviceId,
@@ -152,6 +159,7 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
           clock: cs,
           storage: { freeMB: storage.freeBytes() === null ? null : Math.round(storage.freeBytes()! / 1e6), error: storage.error() },
           recording: dev.isRecording(),
+          uploads: { queued: snap.uploadQueue.length, failed: snap.failedUploadQueue.length, uploading: uploads.busy() },
         };
       },
     });

@@ -76,6 +76,18 @@ export const schema = {
     minFreeMB: f('integer', 300, 'Below this, pre-roll is pruned and then recording stops', { min: 0 }),
     checkMs: f('integer', 2000, 'Free-space check interval', { min: 100 }),
   },
+  upload: {
+    s3Endpoint: f('string|null', null, 'S3-compatible endpoint for the IAM form (e.g. http://nas:9000); null = AWS S3 in the given region'),
+    allowHttp: f('boolean', false, 'Allow plain-HTTP upload targets (presigned URLs and s3Endpoint); other schemes than https/http are always refused'),
+    concurrency: f('integer', 1, 'Uploads running at once', { min: 1, max: 4 }),
+    maxAttempts: f('integer', 3, 'Attempts per upload before it moves to failedUploadQueue (network errors, timeouts, 5xx)', { min: 1, max: 20 }),
+    retryBaseMs: f('integer', 2000, 'First retry delay; doubles per attempt, with jitter', { min: 10 }),
+    retryMaxMs: f('integer', 60000, 'Largest retry delay', { min: 10 }),
+    timeoutMs: f('integer', 30000, 'An upload that makes no progress for this long is cut and retried', { min: 100 }),
+    multipartThresholdMB: f('number', 8, 'IAM form: files larger than this (MiB) go up in parts', { min: 1 }),
+    partSizeMB: f('number', 8, 'IAM form: part size in MiB (S3 needs at least 5 except the last part)', { min: 1, max: 5120 }),
+    maxBytesPerSecond: f('integer', 0, 'Upload bandwidth cap in bytes/s so Wi-Fi uploads do not starve capture; 0 = no cap', { min: 0 }),
+  },
   capture: {
     restartMinMs: f('integer', 500, 'First restart delay after ffmpeg dies', { min: 10 }),
     restartMaxMs: f('integer', 30000, 'Largest restart delay', { min: 10 }),

@@ -16,6 +16,8 @@ export function isRecordingName(name: string): boolean {
 export class RecordingsCatalog {
   private entries = new Map<string, RecordingInfo>();
   private readonly openCount = new Map<string, number>();
+  /** Removals waiting for the last reader of a file to finish. */
+  private readonly closeWaiters = new Map<string, Array<() => void>>();
   private readonly indexPath: string;
 
   constructor(
@@ -99,8 +101,14 @@ export class RecordingsCatalog {
         if (released) return;
         released = true;
         const n = (this.openCount.get(fileName) ?? 1) - 1;
-        if (n <= 0) this.openCount.delete(fileName);
-        else this.openCount.set(fileName, n);
+        if (n > 0) {
+          this.openCount.set(fileName, n);
+          return;
+        }
+        this.openCount.delete(fileName);
+        const waiters = this.closeWaiters.get(fileName) ?? [];
+        this.closeWaiters.delete(fileName);
+        for (const w of waiters) w();
       },
     };
   }
@@ -110,11 +118,28 @@ export class RecordingsCatalog {
     return (this.openCount.get(fileName) ?? 0) > 0;
   }
 
-  /** Remove a recording from disk and the catalog. */
+  /** True when `fileName` is in the catalog. */
+  has(fileName: string): boolean {
+    return this.entries.has(fileName);
+  }
+
+  /**
+   * Remove a recording: it leaves the list at once (no new download can start), and the file is
+   * deleted once every transfer already reading it has finished.
+   */
   async remove(fileName: string): Promise<void> {
     if (!this.entries.has(fileName)) return;
     this.entries.delete(fileName);
-    await unlink(this.pathOf(fileName)).catch(() => undefined);
     await this.save();
+    if (this.isOpen(fileName)) {
+      await new Promise<void>((resolve) => {
+        const list = this.closeWaiters.get(fileName) ?? [];
+        list.push(resolve);
+        this.closeWaiters.set(fileName, list);
+      });
+    }
+    await unlink(this.pathOf(fileName)).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+    });
   }
 }

@@ -8,14 +8,17 @@ import { AssemblyError } from '../media/assemble.js';
 import type { RecordingsCatalog } from './catalog.js';
 import type { Recorder } from './recorder.js';
 import type { StorageGuard } from './storage.js';
+import type { UploadQueue } from './upload-queue.js';
 import type {
   DeviceApi,
   DeviceSnapshot,
   DeviceState,
+  QueueUploadResult,
   RecordingHandle,
   RecordingInfo,
   StartResult,
   StopResult,
+  UploadRequest,
 } from './types.js';
 
 /** Everything the device is built from. */
@@ -28,6 +31,8 @@ export interface DeviceDeps {
   storage: StorageGuard;
   capture: { status(): CaptureHealth };
   clockStatus: { current(): ClockStatus };
+  /** The upload queue (UPLOAD_TO_CLOUD). */
+  uploads: Pick<UploadQueue, 'view' | 'enqueue'>;
   battery?: () => number | null;
   clock: Clock;
   log: Logger;
@@ -98,8 +103,7 @@ export class Device implements DeviceApi {
       state: s.state,
       errorMessage: s.message,
       batteryLevel: this.d.battery ? this.d.battery() : null,
-      uploadQueue: [],
-      failedUploadQueue: [],
+      ...this.d.uploads.view(),
       scheduledStartMs: this.phase === 'scheduled' && active ? active.startMs : null,
     };
   }
@@ -208,6 +212,11 @@ export class Device implements DeviceApi {
   /** @inheritdoc */
   openRecording(fileName: string): Promise<RecordingHandle | null> {
     return this.d.catalog.open(fileName);
+  }
+
+  /** @inheritdoc */
+  queueUpload(fileName: string, request: UploadRequest): Promise<QueueUploadResult> {
+    return this.d.uploads.enqueue(fileName, request);
   }
 
   /** Called by the storage guard when space runs out during a recording: finish it now. */

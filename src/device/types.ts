@@ -3,7 +3,7 @@
 /** The MultiCam-visible state of the device. */
 export type DeviceState = 'ready' | 'recording' | 'stopping' | 'error';
 
-/** One upload queue entry as reported on the wire (filled in by the upload queue issue). */
+/** One upload queue entry as reported on the wire; `uploadUrl` never carries a signature or credentials. */
 export interface UploadItem {
   fileName: string;
   fileSize: number;
@@ -14,6 +14,23 @@ export interface UploadItem {
   uploadUrl: string | null;
   error: string | null;
 }
+
+/**
+ * Where UPLOAD_TO_CLOUD wants a file, as the controller sends it: a presigned PUT URL, or the IAM
+ * form (bucket, key and temporary STS credentials). Unused fields are null.
+ */
+export interface UploadRequest {
+  uploadUrl: string | null;
+  s3Bucket: string | null;
+  s3Key: string | null;
+  awsAccessKeyId: string | null;
+  awsSecretAccessKey: string | null;
+  awsSessionToken: string | null;
+  awsRegion: string | null;
+}
+
+/** Result of an upload request: queued (the item is in uploadQueue already), or refused with a reason. */
+export type QueueUploadResult = { kind: 'queued' } | { kind: 'error'; message: string };
 
 /** A point-in-time view of the device for status replies. */
 export interface DeviceSnapshot {
@@ -68,4 +85,6 @@ export interface DeviceApi {
   listRecordings(): RecordingInfo[];
   /** A recording by exact catalog name, or null (no path tricks can reach anything else). */
   openRecording(fileName: string): Promise<RecordingHandle | null>;
+  /** Queue a recording for upload; resolves once the item is in the (persisted) queue, or with the reason it was refused. */
+  queueUpload(fileName: string, request: UploadRequest): Promise<QueueUploadResult>;
 }

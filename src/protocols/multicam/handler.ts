@@ -9,6 +9,7 @@ import {
   stateReply,
   statusReply,
   stopReply,
+  uploadQueuedReply,
   videoHeader,
   type Command,
   type WireReply,
@@ -77,16 +78,15 @@ async function dispatch(cmd: Command, ctx: HandlerContext): Promise<Reply> {
       if (handle === null) return json(errorReply(id, 'file_not_found', fileNotFoundMessage(cmd.fileName), clock.now()));
       return { kind: 'file', header: videoHeader(id, handle.fileName, handle.size), handle };
     }
-    case 'UPLOAD_TO_CLOUD':
+    case 'UPLOAD_TO_CLOUD': {
+      const result = await device.queueUpload(cmd.fileName, cmd.upload);
+      // The item is already in uploadQueue: the controller takes a file missing from both queues as uploaded.
       return json(
-        errorReply(
-          deviceIdOf(device),
-          'error',
-          'UPLOAD_TO_CLOUD is not available in this version yet (the upload queue comes in a later release); ' +
-            'download the file with GET_VIDEO instead',
-          clock.now(),
-        ),
+        result.kind === 'queued'
+          ? uploadQueuedReply(device.snapshot(), clock.now())
+          : errorReply(deviceIdOf(device), 'error', result.message, clock.now()),
       );
+    }
   }
   // Unreachable for a validated Command; kept so a new command name cannot fall through silently.
   return json(errorReply(deviceIdOf(device), 'error', `command ${(cmd as Command).command} has no handler`, clock.now()));

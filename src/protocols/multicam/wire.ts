@@ -1,5 +1,6 @@
 /** MultiCam wire format: command framing and command validation (replies in replies.ts). Pure: no sockets, no files. */
 import { clip } from './replies.js';
+import type { UploadRequest } from '../../device/types.js';
 
 /** Strict UTF-8 decoder (stateless between calls since each decode is complete). */
 const UTF8 = new TextDecoder('utf-8', { fatal: true });
@@ -115,15 +116,7 @@ export const COMMAND_NAMES = [
 export type CommandName = (typeof COMMAND_NAMES)[number];
 
 /** Where UPLOAD_TO_CLOUD wants the file: a presigned URL, or the IAM form (bucket, key, STS credentials). */
-export interface UploadTarget {
-  uploadUrl: string | null;
-  s3Bucket: string | null;
-  s3Key: string | null;
-  awsAccessKeyId: string | null;
-  awsSecretAccessKey: string | null;
-  awsSessionToken: string | null;
-  awsRegion: string | null;
-}
+export type UploadTarget = UploadRequest;
 
 interface CommandBase {
   /** The sender's id (the controller sends "controller"); informational only. */

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
-import type { DeviceApi, DeviceSnapshot, RecordingHandle, RecordingInfo, StartResult, StopResult } from '../../../src/device/types.js';
+import type { DeviceApi, DeviceSnapshot, QueueUploadResult, RecordingHandle, RecordingInfo, StartResult, StopResult, UploadItem, UploadRequest } from '../../../src/device/types.js';
 import { createLogger } from '../../../src/log.js';
 import { MultiCamServer, type MultiCamServerOptions } from '../../../src/protocols/multicam/server.js';
 import { systemClock } from '../../../src/util/clock.js';
@@ -27,6 +27,8 @@ class TestDevice implements DeviceApi {
   opened = 0;
   released = 0;
   calls: string[] = [];
+  uploads: UploadItem[] = [];
+  lastUpload: UploadRequest | null = null;
   private readonly files = new Map<string, RecordingInfo>();
   constructor(readonly dir: string) {}
   add(fileName: string, data: Buffer): void {
@@ -36,7 +38,7 @@ class TestDevice implements DeviceApi {
   }
   snapshot(): DeviceSnapshot {
     const { state, errorMessage, scheduledStartMs } = this;
-    return { deviceId: 'arena-test', deviceType: 'arenacam', state, errorMessage, batteryLevel: null, uploadQueue: [], failedUploadQueue: [], scheduledStartMs };
+    return { deviceId: 'arena-test', deviceType: 'arenacam', state, errorMessage, batteryLevel: null, uploadQueue: [...this.uploads], failedUploadQueue: [], scheduledStartMs };
   }
   async startRecording(atMs: number): Promise<StartResult> {
     this.calls.push(`start ${atMs}`);
@@ -65,6 +67,15 @@ class TestDevice implements DeviceApi {
     let done = false;
     const release = (): void => void (assert.equal(done, false, 'released twice'), (done = true), this.released++);
     return { path: join(this.dir, fileName), fileName, size: info.fileSize, release };
+  }
+  async queueUpload(fileName: string, request: UploadRequest): Promise<QueueUploadResult> {
+    this.calls.push('upload');
+    this.lastUpload = request;
+    const info = this.files.get(fileName);
+    if (!info) return { kind: 'error', message: `File ${fileName} not found on this device` };
+    const url = request.uploadUrl ?? `https://${request.s3Bucket}.s3.${request.awsRegion}.amazonaws.com/${request.s3Key}`;
+    this.uploads.push({ fileName, fileSize: info.fileSize, bytesUploaded: 0, uploadProgress: 0, uploadSpeed: 0, status: 'queued', uploadUrl: url, error: null });
+    return { kind: 'queued' };
   }
 }
 
@@ -141,15 +152,20 @@ describe('MultiCamServer', () => {
     assert.equal(v.sha256, createHash('sha256').update('small file').digest('hex'));
   });
 
-  test('UPLOAD_TO_CLOUD in IAM form is refused as not available yet, without touching the device', async () => {
-    const before = s.device.calls.length;
-    const r = await sendCommand(HOST, s.port, 'UPLOAD_TO_CLOUD', {
-      fileName: BIG, s3Bucket: 'b', s3Key: 'k', awsAccessKeyId: 'ASIAX', awsSecretAccessKey: 'SECRET-DO-NOT-LOG',
-      awsSessionToken: 'T'.repeat(2500), awsRegion: 'eu-west-1',
-    });
-    assert.ok(r.kind === 'error' && /not available/.test(r.message));
-    assert.equal(s.device.calls.length, before);
-    assert.ok(!logLines.some((l) => l.includes('SECRET-DO-NOT-LOG')), 'credentials must not be logged');
+  test('UPLOAD_TO_CLOUD in IAM form reaches the device whole; the reply is upload_queued with the item, no secret anywhere', async () => {
+    const creds = { s3Bucket: 'b-arena', s3Key: 'k/v.mp4', awsAccessKeyId: 'ASIAXEXAMPLEKEY1', awsSecretAccessKey: 'SECRET-DO-NOT-LOG', awsSessionToken: 'T'.repeat(2500), awsRegion: 'eu-west-1' };
+    const r = await sendCommand(HOST, s.port, 'UPLOAD_TO_CLOUD', { fileName: BIG, ...creds });
+    assert.equal(r.kind, 'status', 'a status reply: no message, never fileName together with fileSize');
+    assert.equal(r.body.status, 'upload_queued');
+    assert.deepEqual(Object.keys(r.body).sort(), ['batteryLevel', 'deviceId', 'deviceType', 'failedUploadQueue', 'status', 'timestamp', 'uploadQueue']);
+    const queue = r.body.uploadQueue as UploadItem[];
+    assert.deepEqual(queue.map((i) => i.fileName), [BIG], 'the item is in uploadQueue when the reply leaves');
+    assert.deepEqual(s.device.lastUpload, { uploadUrl: null, ...creds }, 'every field reaches the device unchanged');
+    const all = JSON.stringify(r.body) + logLines.join('');
+    for (const secret of [creds.awsSecretAccessKey, creds.awsSessionToken]) assert.ok(!all.includes(secret), 'credentials must not be logged or echoed');
+    const gone = await sendCommand(HOST, s.port, 'UPLOAD_TO_CLOUD', { fileName: 'video_1.mp4', uploadUrl: 'https://b.s3.amazonaws.com/x?X-Amz-Signature=abc' });
+    assert.ok(gone.kind === 'error' && /not found/.test(gone.message));
+    assert.equal(((await sendCommand(HOST, s.port, 'DEVICE_STATUS')).body.uploadQueue as unknown[]).length, 1, 'a refused upload leaves the queue as it was');
   });
 
   test('the reply comes in one chunk and the server closes without waiting for our EOF', async () => {

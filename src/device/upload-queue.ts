@@ -1,0 +1,375 @@
+/**
+ * The upload queue: recordings waiting for, or being, uploaded, persisted so that a restart or a
+ * crash resumes them. A file leaves the device only after the store confirmed every byte.
+ *
+ * uploads.json (mode 0600: it holds the presigned URLs and credentials needed to resume) is
+ * rewritten atomically on every change of state and after every multipart part. Failed items keep
+ * no secrets. Nothing here is ever put in a reply or a log line but fileName, sizes, progress, the
+ * object's address without query (publicUrl) and error texts scrubbed of every secret.
+ */
+import { join } from 'node:path';
+import type { Logger } from '../log.js';
+import type { Clock } from '../util/clock.js';
+import { readJsonFile, writeFileAtomic } from '../util/atomic.js';
+import type { RecordingsCatalog } from './catalog.js';
+import type { QueueUploadResult, UploadItem, UploadRequest } from './types.js';
+import { publicUrl, resolveTarget, scrubSecrets, type UploadDest } from '../upload/target.js';
+import { UploadError } from '../upload/errors.js';
+import { Pacer } from '../upload/pacer.js';
+import { putPresigned, type TransferOptions, type UploadResult } from '../upload/http-put.js';
+import { abortMultipart, putS3, type MultipartState } from '../upload/s3-put.js';
+
+/** The upload settings (config `upload`). */
+export interface UploadSettings {
+  s3Endpoint: string | null;
+  allowHttp: boolean;
+  concurrency: number;
+  maxAttempts: number;
+  retryBaseMs: number;
+  retryMaxMs: number;
+  timeoutMs: number;
+  multipartThresholdMB: number;
+  partSizeMB: number;
+  maxBytesPerSecond: number;
+}
+
+/** A job as persisted (with its destination, secrets included). */
+interface StoredJob {
+  fileName: string;
+  fileSize: number;
+  dest: UploadDest;
+  publicUrl: string;
+  attempts: number;
+  restarts: number;
+  error: string | null;
+  multipart: MultipartState | null;
+  queuedAtMs: number;
+}
+
+/** A job in memory: the stored part plus what only lives while it runs. */
+interface Job extends StoredJob {
+  status: 'queued' | 'uploading' | 'retrying';
+  bytesUploaded: number;
+  speed: number;
+  notBeforeMs: number;
+  abort: AbortController | null;
+  sample: { atMs: number; bytes: number };
+}
+
+/** What uploads.json holds. */
+interface QueueFile {
+  version: 1;
+  queue: StoredJob[];
+  failed: UploadItem[];
+}
+
+/** S3's limit for one PUT. */
+const SINGLE_PUT_MAX = 5 * 1024 ** 3;
+/** Restarts of a multipart upload (vanished on the server) before that counts as a failed attempt. */
+const MAX_FREE_RESTARTS = 2;
+const SPEED_SAMPLE_MS = 500;
+/** Time constant of the smoothed speed. */
+const SPEED_TAU_MS = 2000;
+const MiB = 1024 * 1024;
+
+/** Everything the queue is built from. */
+export interface UploadQueueDeps {
+  dataDir: string;
+  catalog: RecordingsCatalog;
+  settings: UploadSettings;
+  clock: Clock;
+  log: Logger;
+  /** Random in [0,1) for retry jitter (tests may pin it). */
+  random?: () => number;
+}
+
+/** The persistent upload queue (see the file comment). */
+export class UploadQueue {
+  private readonly jobs: Job[] = [];
+  private failed: UploadItem[] = [];
+  private readonly path: string;
+  private readonly pacer: Pacer | null;
+  private running = 0;
+  private stopped = true;
+  private wakeTimer: NodeJS.Timeout | null = null;
+  private speedTimer: NodeJS.Timeout | null = null;
+  private saving: Promise<void> = Promise.resolve();
+  private readonly inFlight = new Set<Promise<void>>();
+
+  constructor(private readonly d: UploadQueueDeps) {
+    this.path = join(d.dataDir, 'uploads.json');
+    this.pacer = d.settings.maxBytesPerSecond > 0 ? new Pacer(d.settings.maxBytesPerSecond) : null;
+  }
+
+  /** Load uploads.json; jobs whose file is gone move to the failed list (nothing is silently dropped). */
+  async load(): Promise<void> {
+    const saved = await readJsonFile<QueueFile | null>(this.path, null);
+    if (!saved) return;
+    this.failed = saved.failed ?? [];
+    for (const s of saved.queue ?? []) {
+      if (!this.d.catalog.has(s.fileName)) {
+        this.d.log.error({ fileName: s.fileName }, 'a queued upload\'s file is no longer on the device; moved to the failed uploads');
+        this.failed.push(this.failedItem(s, 'the file is no longer on the device'));
+        continue;
+      }
+      this.jobs.push(this.toJob(s));
+    }
+    if (this.jobs.length) {
+      this.d.log.info({ files: this.jobs.map((j) => j.fileName) }, 'resuming uploads from before the restart');
+    }
+    await this.save();
+  }
+
+  /** Start working through the queue. */
+  start(): void {
+    this.stopped = false;
+    this.speedTimer = setInterval(() => this.sampleSpeeds(), SPEED_SAMPLE_MS);
+    this.speedTimer.unref();
+    this.pump();
+  }
+
+  /** Stop: running uploads are interrupted (not counted as failures) and resume at the next start. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.wakeTimer) clearTimeout(this.wakeTimer);
+    if (this.speedTimer) clearInterval(this.speedTimer);
+    for (const j of this.jobs) j.abort?.abort();
+    await Promise.allSettled([...this.inFlight]);
+    await this.save();
+  }
+
+  /** The queues as the protocols report them. */
+  view(): { uploadQueue: UploadItem[]; failedUploadQueue: UploadItem[] } {
+    return { uploadQueue: this.jobs.map((j) => this.item(j)), failedUploadQueue: this.failed.map((f) => ({ ...f })) };
+  }
+
+  /** True while an upload is moving bytes. */
+  busy(): boolean {
+    return this.running > 0;
+  }
+
+  /**
+   * Queue `fileName` for upload. Resolves once the job is in the queue and on disk, or with why
+   * it was refused (the queue is then untouched). Asking again for a queued file replaces its
+   * destination (unless it is uploading already); asking again for a failed file requeues it.
+   */
+  async enqueue(fileName: string, request: UploadRequest): Promise<QueueUploadResult> {
+    const { log, settings } = this.d;
+    const resolved = resolveTarget(request, { allowHttp: settings.allowHttp, s3Endpoint: settings.s3Endpoint });
+    if (!resolved.ok) {
+      log.warn({ fileName, reason: resolved.message }, 'upload refused');
+      return { kind: 'error', message: resolved.message };
+    }
+    const dest = resolved.dest;
+    const info = this.d.catalog.list().find((r) => r.fileName === fileName);
+    if (!info) {
+      log.warn({ fileName }, 'upload refused: no such recording');
+      return { kind: 'error', message: `File ${fileName.slice(0, 200)} not found on this device (LIST_FILES shows what can be uploaded)` };
+    }
+    if (dest.kind === 'url' && info.fileSize > SINGLE_PUT_MAX) {
+      return { kind: 'error', message: `${fileName} is ${info.fileSize} bytes; one presigned PUT takes at most 5 GiB: use the IAM form (multipart)` };
+    }
+    const url = publicUrl(dest, settings.s3Endpoint);
+    const existing = this.jobs.find((j) => j.fileName === fileName);
+    if (existing) {
+      if (existing.status === 'uploading') {
+        log.info({ fileName, url: existing.publicUrl }, 'upload requested again while uploading; the running upload continues');
+        return { kind: 'queued' };
+      }
+      Object.assign(existing, { dest, publicUrl: url, attempts: 0, restarts: 0, error: null, multipart: null, status: 'queued', notBeforeMs: 0 });
+      await this.save();
+      log.info({ fileName, url }, 'queued upload given a new destination');
+      this.pump();
+      return { kind: 'queued' };
+    }
+    const wasFailed = this.failed.some((f) => f.fileName === fileName);
+    this.failed = this.failed.filter((f) => f.fileName !== fileName);
+    this.jobs.push(
+      this.toJob({ fileName, fileSize: info.fileSize, dest, publicUrl: url, attempts: 0, restarts: 0, error: null, multipart: null, queuedAtMs: this.d.clock.now() }),
+    );
+    await this.save();
+    log.info({ fileName, fileSize: info.fileSize, url, form: dest.kind === 'url' ? 'presigned' : 'iam', requeued: wasFailed }, 'upload queued');
+    this.pump();
+    return { kind: 'queued' };
+  }
+
+  private toJob(s: StoredJob): Job {
+    return { ...s, status: 'queued', bytesUploaded: 0, speed: 0, notBeforeMs: 0, abort: null, sample: { atMs: 0, bytes: 0 } };
+  }
+
+  private item(j: Job): UploadItem {
+    return {
+      fileName: j.fileName,
+      fileSize: j.fileSize,
+      bytesUploaded: j.bytesUploaded,
+      uploadProgress: j.fileSize > 0 ? Math.floor((j.bytesUploaded / j.fileSize) * 1000) / 10 : 0,
+      uploadSpeed: Math.round(j.speed),
+      status: j.status,
+      uploadUrl: j.publicUrl,
+      error: j.error,
+    };
+  }
+
+  private failedItem(s: StoredJob, error: string): UploadItem {
+    return { fileName: s.fileName, fileSize: s.fileSize, bytesUploaded: 0, uploadProgress: 0, uploadSpeed: 0, status: 'failed', uploadUrl: s.publicUrl, error };
+  }
+
+  /** Persist the queue; saves are serialised so an older state never lands after a newer one. */
+  private save(): Promise<void> {
+    const data: QueueFile = {
+      version: 1,
+      queue: this.jobs.map(({ fileName, fileSize, dest, publicUrl: u, attempts, restarts, error, multipart, queuedAtMs }) => ({
+        fileName,
+        fileSize,
+        dest,
+        publicUrl: u,
+        attempts,
+        restarts,
+        error,
+        multipart,
+        queuedAtMs,
+      })),
+      failed: this.failed,
+    };
+    const text = JSON.stringify(data);
+    this.saving = this.saving.catch(() => undefined).then(() => writeFileAtomic(this.path, text, 0o600));
+    return this.saving;
+  }
+
+  /** Start whatever may run now; schedule a wake-up for the next retry. */
+  private pump(): void {
+    if (this.stopped) return;
+    if (this.wakeTimer) clearTimeout(this.wakeTimer);
+    this.wakeTimer = null;
+    const now = this.d.clock.now();
+    for (const j of this.jobs) {
+      if (this.running >= this.d.settings.concurrency) break;
+      if (j.status === 'uploading' || j.notBeforeMs > now) continue;
+      const p = this.run(j).finally(() => this.inFlight.delete(p));
+      this.inFlight.add(p);
+    }
+    const next = Math.min(...this.jobs.filter((j) => j.status !== 'uploading' && j.notBeforeMs > now).map((j) => j.notBeforeMs));
+    if (Number.isFinite(next)) {
+      this.wakeTimer = setTimeout(() => this.pump(), next - now);
+      this.wakeTimer.unref();
+    }
+  }
+
+  private sampleSpeeds(): void {
+    const now = this.d.clock.now();
+    for (const j of this.jobs) {
+      if (j.status !== 'uploading') continue;
+      const dt = now - j.sample.atMs;
+      if (dt <= 0) continue;
+      const inst = (Math.max(0, j.bytesUploaded - j.sample.bytes) * 1000) / dt;
+      const a = 1 - Math.exp(-dt / SPEED_TAU_MS);
+      j.speed = j.speed === 0 ? inst : j.speed + a * (inst - j.speed);
+      j.sample = { atMs: now, bytes: j.bytesUploaded };
+    }
+  }
+
+  private async run(job: Job): Promise<void> {
+    const { log, catalog, clock, settings } = this.d;
+    this.running++;
+    job.status = 'uploading';
+    job.bytesUploaded = 0;
+    job.speed = 0;
+    job.sample = { atMs: clock.now(), bytes: 0 };
+    job.abort = new AbortController();
+    const handle = await catalog.open(job.fileName);
+    const started = clock.now();
+    let result: UploadResult | null = null;
+    let failure: UploadError | null = null;
+    try {
+      if (!handle) throw new UploadError('the file is no longer on the device', 'fatal', 'NoSuchFile');
+      log.info({ fileName: job.fileName, url: job.publicUrl, attempt: job.attempts + 1, resumeParts: job.multipart?.parts.length ?? 0 }, 'upload started');
+      const transfer: TransferOptions = {
+        path: handle.path,
+        size: handle.size,
+        pacer: this.pacer,
+        timeoutMs: settings.timeoutMs,
+        signal: job.abort.signal,
+        onBytes: (n) => {
+          job.bytesUploaded += n;
+        },
+      };
+      result =
+        job.dest.kind === 'url'
+          ? await putPresigned(job.dest.url, transfer)
+          : await putS3(job.dest, {
+              ...transfer,
+              endpoint: settings.s3Endpoint,
+              thresholdBytes: settings.multipartThresholdMB * MiB,
+              partSizeBytes: Math.round(settings.partSizeMB * MiB),
+              multipart: job.multipart,
+              saveMultipart: async (state) => {
+                job.multipart = state;
+                await this.save();
+              },
+            });
+    } catch (err) {
+      failure = err instanceof UploadError ? err : new UploadError((err as Error).message, 'retry', 'Error');
+    } finally {
+      handle?.release();
+      job.abort = null;
+      this.running--;
+    }
+    if (result) await this.succeeded(job, result, clock.now() - started);
+    else if (this.stopped && failure?.code === 'Aborted') {
+      job.status = 'queued';
+      log.info({ fileName: job.fileName, bytesUploaded: job.bytesUploaded }, 'upload interrupted by shutdown; it resumes at the next start');
+    } else await this.failedAttempt(job, failure!);
+    this.pump();
+  }
+
+  private async succeeded(job: Job, result: UploadResult, ms: number): Promise<void> {
+    const { log, catalog } = this.d;
+    job.bytesUploaded = job.fileSize;
+    this.jobs.splice(this.jobs.indexOf(job), 1);
+    await this.save();
+    log.info(
+      { fileName: job.fileName, bytes: job.fileSize, ms, MBps: +(job.fileSize / 1e6 / Math.max(ms / 1000, 1e-3)).toFixed(1), url: job.publicUrl, etag: result.etag, digestVerified: result.digestVerified },
+      'upload completed and verified',
+    );
+    if (catalog.isOpen(job.fileName)) log.info({ fileName: job.fileName }, 'the uploaded file is being downloaded; it is deleted when that finishes');
+    await catalog.remove(job.fileName);
+    log.info({ fileName: job.fileName }, 'uploaded file deleted from the device');
+  }
+
+  private async failedAttempt(job: Job, err: UploadError): Promise<void> {
+    const { log, settings } = this.d;
+    const error = scrubSecrets(err.message, job.dest);
+    if (err.kind === 'restart' && job.restarts < MAX_FREE_RESTARTS) {
+      job.restarts++;
+      job.multipart = null;
+      job.status = 'queued';
+      job.error = error;
+      await this.save();
+      log.warn({ fileName: job.fileName, error }, 'the multipart upload is gone on the server; starting it again');
+      return;
+    }
+    job.attempts++;
+    job.error = error;
+    if (err.kind !== 'fatal' && job.attempts < settings.maxAttempts) {
+      const base = Math.min(settings.retryMaxMs, settings.retryBaseMs * 2 ** (job.attempts - 1));
+      const delay = Math.round(base * (0.5 + 0.5 * (this.d.random ?? Math.random)()));
+      job.status = 'retrying';
+      job.notBeforeMs = this.d.clock.now() + delay;
+      if (err.kind === 'restart') job.multipart = null;
+      await this.save();
+      log.warn({ fileName: job.fileName, attempt: job.attempts, of: settings.maxAttempts, retryInMs: delay, code: err.code, error }, 'upload attempt failed; will retry');
+      return;
+    }
+    this.jobs.splice(this.jobs.indexOf(job), 1);
+    this.failed.push(this.failedItem(job, error));
+    const uploadId = job.multipart?.uploadId;
+    await this.save();
+    log.error({ fileName: job.fileName, attempts: job.attempts, code: err.code, error, url: job.publicUrl }, 'upload failed; the file stays on the device (ask again to retry)');
+    if (uploadId && job.dest.kind === 's3') {
+      await abortMultipart(job.dest, settings.s3Endpoint, uploadId, settings.timeoutMs).catch((e) =>
+        log.warn({ fileName: job.fileName, error: scrubSecrets((e as Error).message, job.dest) }, 'could not abort the multipart upload on the server'),
+      );
+    }
+  }
+}
+
