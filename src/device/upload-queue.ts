@@ -7,6 +7,7 @@
  * no secrets. Nothing here is ever put in a reply or a log line but fileName, sizes, progress, the
  * object's address without query (publicUrl) and error texts scrubbed of every secret.
  */
+import { rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
 import type { Clock } from '../util/clock.js';
@@ -103,7 +104,19 @@ export class UploadQueue {
 
   /** Load uploads.json; jobs whose file is gone move to the failed list (nothing is silently dropped). */
   async load(): Promise<void> {
-    const saved = await readJsonFile<QueueFile | null>(this.path, null);
+    let saved: QueueFile | null;
+    try {
+      saved = await readJsonFile<QueueFile | null>(this.path, null);
+      if (saved !== null && (saved.version !== 1 || !Array.isArray(saved.queue) || !Array.isArray(saved.failed))) {
+        throw new Error('not an upload queue (version 1)');
+      }
+    } catch (err) {
+      // A damaged queue must not keep the unit from starting; keep the file for inspection.
+      const aside = `${this.path}.damaged-${this.d.clock.now()}`;
+      await rename(this.path, aside).catch(() => undefined);
+      this.d.log.error({ err: (err as Error).message, keptAs: aside }, 'the upload queue file is damaged; starting with an empty queue (the recordings are all still listed)');
+      return;
+    }
     if (!saved) return;
     this.failed = saved.failed ?? [];
     for (const s of saved.queue ?? []) {
@@ -332,8 +345,13 @@ export class UploadQueue {
       'upload completed and verified',
     );
     if (catalog.isOpen(job.fileName)) log.info({ fileName: job.fileName }, 'the uploaded file is being downloaded; it is deleted when that finishes');
-    await catalog.remove(job.fileName);
-    log.info({ fileName: job.fileName }, 'uploaded file deleted from the device');
+    // Not awaited: a slow download of this file must not hold up the next upload (stop() waits for it).
+    const removal = catalog
+      .remove(job.fileName)
+      .then(() => log.info({ fileName: job.fileName }, 'uploaded file deleted from the device'))
+      .catch((err) => log.error({ fileName: job.fileName, err: (err as Error).message }, 'could not delete the uploaded file'))
+      .finally(() => this.inFlight.delete(removal));
+    this.inFlight.add(removal);
   }
 
   private async failedAttempt(job: Job, err: UploadError): Promise<void> {

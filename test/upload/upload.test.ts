@@ -295,16 +295,19 @@ describe('UPLOAD_TO_CLOUD', () => {
   });
 
   test('a download already streaming the file finishes before the uploaded file is deleted', async (t) => {
-    const fileName = 'video_1729000600.mp4';
-    const u = await unitWith({ [fileName]: 8 * MiB });
+    const [fileName, next] = ['video_1729000600.mp4', 'video_1729000601.mp4'];
+    const u = await unitWith({ [fileName]: 8 * MiB, [next]: MiB });
     t.after(() => stopUnit(u));
     const download = getVideo(HOST, u.port, fileName, null, { pauseAfterFirstChunkMs: 2500 });
     await new Promise((r) => setTimeout(r, 300)); // the download has its first chunk and holds the file open
     const key = `while-downloading/${fileName}`;
     await requestUpload(u, fileName, { uploadUrl: await s3.presignPut(key, 600) });
+    await requestUpload(u, next, { uploadUrl: await s3.presignPut(`while-downloading/${next}`, 600) });
     await waitGone(u, fileName);
+    await waitGone(u, next);
     assert.ok(existsSync(join(u.dataDir, 'recordings', fileName)), 'still on disk while the download runs');
     assert.ok(!(await listed(u)).includes(fileName), 'but no longer listed');
+    assert.ok(!existsSync(join(u.dataDir, 'recordings', next)), 'the next upload did not wait for the download');
     const v = await download;
     assert.equal(v.bytes, 8 * MiB, 'the download completed');
     await waitFor(() => !existsSync(join(u.dataDir, 'recordings', fileName)), 5000, 'deletion after the download');
@@ -337,6 +340,19 @@ describe('UPLOAD_TO_CLOUD', () => {
     assert.ok(!existsSync(join(u.dataDir, 'uploads.json')) || JSON.parse(await readFile(join(u.dataDir, 'uploads.json'), 'utf8')).queue.length === 0);
     assert.ok((await listed(u)).includes(fileName));
     assertNoSecrets(u, ['SIGNATURE-DO-NOT-LOG']);
+  });
+
+  test('a damaged queue file does not keep the unit from starting; it is set aside and logged', async (t) => {
+    const tmp = await tempDir('arenacam-upload-');
+    t.after(() => tmp.cleanup());
+    await writeFile(join(tmp.dir, 'uploads.json'), '{"version":1,"queue":[{"fileName":');
+    const u = await unitWith({ 'video_1729000750.mp4': 1000 }, {}, tmp.dir);
+    t.after(() => u.stop());
+    assert.deepEqual(await queues(u), { uploadQueue: [], failedUploadQueue: [] });
+    const logged = u.logs.find('the upload queue file is damaged');
+    assert.equal(logged.length, 1);
+    assert.equal(await readFile(String(logged[0].keptAs), 'utf8'), '{"version":1,"queue":[{"fileName":', 'kept for inspection');
+    assert.ok((await listed(u)).includes('video_1729000750.mp4'));
   });
 
   test('a shutdown mid-upload resumes at the next start with the next part', async (t) => {
