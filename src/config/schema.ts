@@ -86,6 +86,9 @@ export const schema = {
     timeoutMs: f('integer', 30000, 'An upload that makes no progress for this long is cut and retried', { min: 100 }),
     multipartThresholdMB: f('number', 8, 'IAM form: files larger than this (MiB) go up in parts', { min: 1 }),
     partSizeMB: f('number', 8, 'IAM form: part size in MiB (S3 needs at least 5 except the last part)', { min: 1, max: 5120 }),
+    verifyMd5: f('string', 'auto', 'Hash what is sent and compare it with the ETag: auto = over plain http only (TLS already authenticates https)', {
+      enum: ['auto', 'always', 'never'],
+    }),
     maxBytesPerSecond: f('integer', 0, 'Upload bandwidth cap in bytes/s so Wi-Fi uploads do not starve capture; 0 = no cap', { min: 0 }),
   },
   capture: {

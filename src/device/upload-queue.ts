@@ -17,7 +17,7 @@ import type { QueueUploadResult, UploadItem, UploadRequest } from './types.js';
 import { publicUrl, resolveTarget, scrubSecrets, type UploadDest } from '../upload/target.js';
 import { UploadError } from '../upload/errors.js';
 import { Pacer } from '../upload/pacer.js';
-import { putPresigned, type TransferOptions, type UploadResult } from '../upload/http-put.js';
+import { putPresigned, type Md5Policy, type TransferOptions, type UploadResult } from '../upload/http-put.js';
 import { abortMultipart, putS3, type MultipartState } from '../upload/s3-put.js';
 
 /** The upload settings (config `upload`). */
@@ -32,6 +32,7 @@ export interface UploadSettings {
   multipartThresholdMB: number;
   partSizeMB: number;
   maxBytesPerSecond: number;
+  verifyMd5: string;
 }
 
 /** A job as persisted (with its destination, secrets included). */
@@ -305,6 +306,7 @@ export class UploadQueue {
         onBytes: (n) => {
           job.bytesUploaded += n;
         },
+        verifyMd5: settings.verifyMd5 as Md5Policy,
       };
       result =
         job.dest.kind === 'url'

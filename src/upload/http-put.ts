@@ -6,12 +6,13 @@
  * nothing is added but Content-Length and `Expect: 100-continue` (an expired or forbidden URL is
  * answered before any of the body is sent). The body goes through pumpFile's two reused buffers,
  * each refilled only after the socket took the previous one: memory stays flat at any file size.
- * Every chunk is hashed (MD5, compared with the ETag by the caller), counted and paced.
+ * Every chunk is counted, paced and, where the MD5 policy says so, hashed (compared with the
+ * ETag by the caller).
  */
 import http from 'node:http';
 import https from 'node:https';
-import { createHash, type Hash } from 'node:crypto';
-import { open } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { open, type FileHandle } from 'node:fs/promises';
 import { pumpFile, writeTo } from '../util/file-pump.js';
 import { rawRequestTarget } from './target.js';
 import { fromNetworkError, fromS3Answer, UploadError } from './errors.js';
@@ -28,12 +29,26 @@ export interface TransferOptions {
   signal: AbortSignal;
   /** Progress: bytes handed to the network since the last call (negative when a failed part is undone). */
   onBytes(n: number): void;
+  /** The `upload.verifyMd5` policy. */
+  verifyMd5: Md5Policy;
 }
 
-/** The store's answer to a PUT: the ETag (bare, lower-case) and the MD5 of what was sent. */
+/**
+ * When to hash what is sent and compare it with the store's ETag: `auto` does it over plain http
+ * only — over https, TLS already authenticates every byte between the device and the store, and
+ * hashing costs a core's worth of CPU per ~600 MB on a fast link.
+ */
+export type Md5Policy = 'auto' | 'always' | 'never';
+
+/** Whether to hash for a target URL (or endpoint) under `policy`. */
+export function wantsMd5(policy: Md5Policy, url: string): boolean {
+  return policy === 'always' || (policy === 'auto' && url.startsWith('http:'));
+}
+
+/** The store's answer to a PUT: the ETag (bare, lower-case) and the MD5 of what was sent (null when not hashed). */
 export interface PutAnswer {
   etag: string;
-  md5: string;
+  md5: string | null;
   /** False when the store says its ETag is not an MD5 (SSE-KMS, SSE-C). */
   etagIsMd5: boolean;
 }
@@ -52,22 +67,32 @@ export const abortedError = (): UploadError => new UploadError('upload interrupt
 
 /**
  * PUT `length` bytes of the file from `start` to `url`; resolves with the store's 2xx answer,
- * rejects with an UploadError (S3's code for an error answer). `hashes` also see every byte.
+ * rejects with an UploadError (S3's code for an error answer). `agent`: a keep-alive agent to
+ * reuse one connection across the parts of a multipart upload (default: a connection per PUT).
  */
-export async function putRange(url: string, start: number, length: number, o: TransferOptions, hashes: Hash[] = []): Promise<PutAnswer> {
+export async function putRange(url: string, start: number, length: number, o: TransferOptions, agent?: http.Agent): Promise<PutAnswer> {
   const u = new URL(url);
   const target = rawRequestTarget(url);
   if (target === null) throw new UploadError('the upload URL has no host', 'fatal', 'InvalidURL');
   const file = await open(o.path, 'r');
   try {
-    return await send(u, target, file, start, length, o, hashes);
+    return await send(u, target, file, start, length, o, wantsMd5(o.verifyMd5, url), agent);
   } finally {
     await file.close();
   }
 }
 
-function send(u: URL, target: string, file: import('node:fs/promises').FileHandle, start: number, length: number, o: TransferOptions, hashes: Hash[]): Promise<PutAnswer> {
-  const md5 = createHash('md5');
+function send(
+  u: URL,
+  target: string,
+  file: FileHandle,
+  start: number,
+  length: number,
+  o: TransferOptions,
+  hash: boolean,
+  agent: http.Agent | undefined,
+): Promise<PutAnswer> {
+  const md5 = hash ? createHash('md5') : null;
   const mod = u.protocol === 'https:' ? https : http;
   let sent = 0;
   return new Promise<PutAnswer>((resolve, reject) => {
@@ -93,7 +118,7 @@ function send(u: URL, target: string, file: import('node:fs/promises').FileHandl
       port: u.port || undefined,
       path: target,
       headers: { 'Content-Length': String(length), Expect: '100-continue' },
-      agent: false,
+      agent: agent ?? false,
       signal: o.signal,
     });
     const write = writeTo(req);
@@ -102,8 +127,7 @@ function send(u: URL, target: string, file: import('node:fs/promises').FileHandl
       bodyStarted = true;
       clearTimeout(continueTimer);
       pumpFile(file, start, length, async (chunk) => {
-        md5.update(chunk);
-        for (const h of hashes) h.update(chunk);
+        md5?.update(chunk);
         const wait = o.pacer?.take(chunk.length, Date.now()) ?? 0;
         if (wait > 0) await sleep(wait);
         if (settled) throw abortedError();
@@ -139,16 +163,16 @@ function send(u: URL, target: string, file: import('node:fs/promises').FileHandl
         if (!etag) return finish(new UploadError(`the store answered ${status} without an ETag`, 'retry', 'NoETag', status));
         const sse = String(res.headers['x-amz-server-side-encryption'] ?? '');
         const etagIsMd5 = !sse.startsWith('aws:kms') && res.headers['x-amz-server-side-encryption-customer-algorithm'] === undefined;
-        finish(null, { etag: bareEtag(etag), md5: md5.digest('hex'), etagIsMd5 });
+        finish(null, { etag: bareEtag(etag), md5: md5?.digest('hex') ?? null, etagIsMd5 });
       });
     });
     req.flushHeaders();
   });
 }
 
-/** Throw unless the answer's ETag is the MD5 of what was sent (where the store's ETags are MD5s). */
+/** Throw unless the answer's ETag is the MD5 of what was sent (when it was hashed and the store's ETags are MD5s). */
 export function checkDigest(a: PutAnswer, what: string): void {
-  if (a.etagIsMd5 && a.etag !== a.md5) {
+  if (a.md5 !== null && a.etagIsMd5 && a.etag !== a.md5) {
     throw new UploadError(`${what}: the store's ETag ${a.etag} is not the MD5 of the bytes sent (${a.md5})`, 'retry', 'BadDigest');
   }
 }
@@ -164,5 +188,5 @@ export interface UploadResult {
 export async function putPresigned(url: string, o: TransferOptions): Promise<UploadResult> {
   const answer = await putRange(url, 0, o.size, o);
   checkDigest(answer, 'upload');
-  return { etag: answer.etag, digestVerified: answer.etagIsMd5 };
+  return { etag: answer.etag, digestVerified: answer.md5 !== null && answer.etagIsMd5 };
 }

@@ -13,12 +13,14 @@
  * The SDK is imported on first use: it is large, and a unit that never uploads with the IAM form
  * should not carry it in memory.
  */
+import http from 'node:http';
+import https from 'node:https';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { S3Dest } from './target.js';
 import { classify, fromNetworkError, UploadError } from './errors.js';
-import { abortedError, bareEtag, checkDigest, putRange, type TransferOptions, type UploadResult } from './http-put.js';
+import { abortedError, bareEtag, checkDigest, putRange, wantsMd5, type TransferOptions, type UploadResult } from './http-put.js';
 
 /** A multipart upload in progress, persisted by the queue between parts. */
 export interface MultipartState {
@@ -79,14 +81,11 @@ export function fromSdkError(err: unknown, signal: AbortSignal): UploadError {
   return fromNetworkError(err);
 }
 
-/** MD5 of a byte range of the file (resumed parts are re-read to check them and rebuild the whole-file hash). */
-async function hashRange(path: string, start: number, length: number, whole: ReturnType<typeof createHash>): Promise<string> {
+/** MD5 of a byte range of the file (hex). */
+async function hashRange(path: string, start: number, length: number): Promise<string> {
   const h = createHash('md5');
   if (length > 0) {
-    for await (const chunk of createReadStream(path, { start, end: start + length - 1, highWaterMark: 256 * 1024 })) {
-      h.update(chunk as Buffer);
-      whole.update(chunk as Buffer);
-    }
+    for await (const chunk of createReadStream(path, { start, end: start + length - 1, highWaterMark: 256 * 1024 })) h.update(chunk as Buffer);
   }
   return h.digest('hex');
 }
@@ -94,13 +93,16 @@ async function hashRange(path: string, start: number, length: number, whole: Ret
 /** Upload the file to `dest`; resolves after the store confirmed every byte. */
 export async function putS3(dest: S3Dest, o: S3TransferOptions): Promise<UploadResult> {
   const client = await s3ClientFor(dest, o.endpoint, o.timeoutMs);
+  // One kept-alive connection for all the data requests of this upload (they go to one host).
+  const agent = new ((o.endpoint ?? 'https:').startsWith('http:') ? http : https).Agent({ keepAlive: true, maxSockets: 1 });
   try {
-    const result = o.size > o.thresholdBytes ? await multipart(client, dest, o) : await single(client, dest, o);
+    const result = o.size > o.thresholdBytes ? await multipart(client, dest, o, agent) : await single(client, dest, o, agent);
     await checkSize(client, dest, o);
     return result;
   } catch (err) {
     throw fromSdkError(err, o.signal);
   } finally {
+    agent.destroy();
     client.destroy();
   }
 }
@@ -110,28 +112,32 @@ async function presign(client: S3Client, command: object): Promise<string> {
   return getSignedUrl(client, command as Parameters<typeof getSignedUrl>[1], { expiresIn: PRESIGN_SECONDS });
 }
 
-async function single(client: S3Client, dest: S3Dest, o: S3TransferOptions): Promise<UploadResult> {
+async function single(client: S3Client, dest: S3Dest, o: S3TransferOptions, agent: http.Agent): Promise<UploadResult> {
   const { PutObjectCommand } = await import('@aws-sdk/client-s3');
   const url = await presign(client, new PutObjectCommand({ Bucket: dest.bucket, Key: dest.key }));
-  const answer = await putRange(url, 0, o.size, o);
+  const answer = await putRange(url, 0, o.size, o, agent);
   checkDigest(answer, 'upload');
-  return { etag: answer.etag, digestVerified: answer.etagIsMd5 };
+  return { etag: answer.etag, digestVerified: answer.md5 !== null && answer.etagIsMd5 };
 }
 
-async function multipart(client: S3Client, dest: S3Dest, o: S3TransferOptions): Promise<UploadResult> {
+async function multipart(client: S3Client, dest: S3Dest, o: S3TransferOptions, agent: http.Agent): Promise<UploadResult> {
   const sdk = await import('@aws-sdk/client-s3');
-  const whole = createHash('md5');
+  const hashing = wantsMd5(o.verifyMd5, o.endpoint ?? 'https:');
+  /** MD5 of each stored part, when hashing. */
   const partMd5s: Buffer[] = [];
   let state = o.multipart;
   let done = 0;
   if (state) {
-    // Resume: re-read the parts already sent, to rebuild the hashes and check they are this file's bytes.
-    for (const p of state.parts) {
-      const md5 = await hashRange(o.path, done, p.size, whole);
-      if (p.partNumber !== partMd5s.length + 1 || (MD5_RE.test(p.etag) && p.etag !== md5)) {
-        throw new UploadError('the parts already uploaded do not match the file; starting again', 'restart', 'InvalidPart');
+    // Resume after the parts already stored; when verifying, re-read them to check they are this file's bytes.
+    for (const [i, p] of state.parts.entries()) {
+      if (p.partNumber !== i + 1) throw new UploadError('the saved parts are not in order; starting again', 'restart', 'InvalidPart');
+      if (hashing) {
+        const md5 = await hashRange(o.path, done, p.size);
+        if (MD5_RE.test(p.etag) && p.etag !== md5) {
+          throw new UploadError('the parts already uploaded do not match the file; starting again', 'restart', 'InvalidPart');
+        }
+        partMd5s.push(Buffer.from(md5, 'hex'));
       }
-      partMd5s.push(Buffer.from(md5, 'hex'));
       done += p.size;
     }
     o.onBytes(done);
@@ -141,20 +147,22 @@ async function multipart(client: S3Client, dest: S3Dest, o: S3TransferOptions): 
     state = { uploadId: created.UploadId, partSize: Math.max(o.partSizeBytes, Math.ceil(o.size / MAX_PARTS)), parts: [] };
     await o.saveMultipart(state);
   }
+  // Each part's record is saved while the next part is already moving (a crash in between only
+  // means that part is sent again); the last save is awaited before completing.
+  let saving: Promise<void> = Promise.resolve();
   while (done < o.size) {
     const partNumber = state.parts.length + 1;
     const length = Math.min(state.partSize, o.size - done);
-    const url = await presign(
-      client,
-      new sdk.UploadPartCommand({ Bucket: dest.bucket, Key: dest.key, UploadId: state.uploadId, PartNumber: partNumber }),
-    );
-    const answer = await putRange(url, done, length, o, [whole]);
+    const url = await presign(client, new sdk.UploadPartCommand({ Bucket: dest.bucket, Key: dest.key, UploadId: state.uploadId, PartNumber: partNumber }));
+    const answer = await putRange(url, done, length, o, agent);
     checkDigest(answer, `part ${partNumber}`);
-    partMd5s.push(Buffer.from(answer.md5, 'hex'));
+    if (answer.md5 !== null) partMd5s.push(Buffer.from(answer.md5, 'hex'));
     state.parts.push({ partNumber, etag: answer.etag, size: length });
     done += length;
-    await o.saveMultipart(state);
+    await saving;
+    saving = o.saveMultipart(state);
   }
+  await saving;
   const r = await client.send(
     new sdk.CompleteMultipartUploadCommand({
       Bucket: dest.bucket,
@@ -166,14 +174,18 @@ async function multipart(client: S3Client, dest: S3Dest, o: S3TransferOptions): 
   );
   await o.saveMultipart(null);
   if (!r.ETag) throw new UploadError('the store completed the upload without an ETag', 'retry', 'NoETag');
-  // S3 answers the MD5 of the part MD5s with "-N"; some compatible stores the plain MD5 of the object.
   const got = bareEtag(r.ETag);
+  if (!hashing || (r.ServerSideEncryption ?? '').startsWith('aws:kms')) return { etag: got, digestVerified: false };
+  // S3 answers the MD5 of the part MD5s with "-N"; some compatible stores the plain MD5 of the
+  // object, which is then computed from the file (only for them).
   const md5OfMd5s = `${createHash('md5').update(Buffer.concat(partMd5s)).digest('hex')}-${state.parts.length}`;
-  const wholeMd5 = whole.digest('hex');
-  if (got === md5OfMd5s || got === wholeMd5) return { etag: got, digestVerified: true };
-  if (!(r.ServerSideEncryption ?? '').startsWith('aws:kms') && (MD5_RE.test(got) || /^[0-9a-f]{32}-\d+$/.test(got))) {
-    throw new UploadError(`the completed object's ETag ${got} matches neither ${md5OfMd5s} nor ${wholeMd5}`, 'retry', 'BadDigest');
+  if (got === md5OfMd5s) return { etag: got, digestVerified: true };
+  if (MD5_RE.test(got)) {
+    const whole = await hashRange(o.path, 0, o.size);
+    if (got === whole) return { etag: got, digestVerified: true };
+    throw new UploadError(`the completed object's ETag ${got} is not the file's MD5 ${whole}`, 'retry', 'BadDigest');
   }
+  if (/^[0-9a-f]{32}-\d+$/.test(got)) throw new UploadError(`the completed object's ETag ${got} is not ${md5OfMd5s}`, 'retry', 'BadDigest');
   return { etag: got, digestVerified: false };
 }
 

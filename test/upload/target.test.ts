@@ -4,6 +4,7 @@ import type { UploadRequest } from '../../src/device/types.js';
 import { publicUrl, rawRequestTarget, resolveTarget, scrubSecrets } from '../../src/upload/target.js';
 import { classify, fromS3Answer } from '../../src/upload/errors.js';
 import { Pacer } from '../../src/upload/pacer.js';
+import { wantsMd5 } from '../../src/upload/http-put.js';
 
 const none: UploadRequest = { uploadUrl: null, s3Bucket: null, s3Key: null, awsAccessKeyId: null, awsSecretAccessKey: null, awsSessionToken: null, awsRegion: null };
 const iam: UploadRequest = {
@@ -164,5 +165,14 @@ describe('pacer', () => {
     p.take(2000, 0);
     assert.equal(p.take(2000, 100_000), 0, 'a full burst after a long idle');
     assert.equal(p.take(1000, 100_000), 1000, 'but not more');
+  });
+});
+
+describe('MD5 policy', () => {
+  test('auto hashes over plain http only; always and never mean what they say', () => {
+    assert.equal(wantsMd5('auto', 'http://nas.local:9000/b/k'), true);
+    assert.equal(wantsMd5('auto', 'https://b.s3.amazonaws.com/k?X-Amz-Signature=1'), false);
+    assert.equal(wantsMd5('always', 'https://b.s3.amazonaws.com/k'), true);
+    assert.equal(wantsMd5('never', 'http://nas.local:9000/b/k'), false);
   });
 });

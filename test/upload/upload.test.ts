@@ -95,6 +95,11 @@ async function waitGone(u: Unit, fileName: string, timeoutMs = 30000): Promise<v
   );
 }
 
+/** The file leaves the disk shortly after it leaves the queue (the catalog entry first, then the file). */
+async function waitDeleted(dir: string, fileName: string): Promise<void> {
+  await waitFor(() => !existsSync(join(dir, 'recordings', fileName)), 5000, `${fileName} to be deleted`, 10);
+}
+
 async function listed(u: Unit): Promise<string[]> {
   const r = await sendCommand(HOST, u.port, 'LIST_FILES');
   return (r.body.files as Array<{ fileName: string }>).map((f) => f.fileName);
@@ -147,7 +152,7 @@ describe('UPLOAD_TO_CLOUD', () => {
     assert.equal(puts[0].form, 'query');
     assert.equal(`${s3.endpoint}${puts[0].rawUrl}`, url, 'path and query arrived exactly as generated');
     assert.deepEqual(seen.checks, [true], 'the local file was still there while the store took it');
-    assert.ok(!existsSync(join(u.dataDir, 'recordings', fileName)), 'deleted after the verified upload');
+    await waitDeleted(u.dataDir, fileName);
     assert.ok(!(await listed(u)).includes(fileName), 'and gone from LIST_FILES');
     assert.deepEqual(await queues(u), { uploadQueue: [], failedUploadQueue: [] });
     const sig = new URL(url).searchParams.get('X-Amz-Signature')!;
@@ -194,7 +199,7 @@ describe('UPLOAD_TO_CLOUD', () => {
     assert.deepEqual(writes.map((w) => w.write === 'part' ? `part ${w.partNumber}` : w.write), ['part 1', 'part 2', 'part 3', 'part 4', 'complete']);
     assert.ok(s3.requests.every((r) => r.ok && r.accessKeyId === TEMP_KEY.accessKeyId), 'every request signed with the temporary key and its token');
     assert.ok(seen.checks.length === 5 && seen.checks.every(Boolean), 'the file was there for every part and the completion');
-    assert.ok(!existsSync(join(u.dataDir, 'recordings', fileName)));
+    await waitDeleted(u.dataDir, fileName);
     assertNoSecrets(u);
   });
 
@@ -226,7 +231,7 @@ describe('UPLOAD_TO_CLOUD', () => {
     assert.equal(failures.length, 1);
     assert.match(String(failures[0].error), /network error/);
     assert.ok(states.some((s) => s.startsWith('retrying:network error')), `the queue showed the retry: ${[...new Set(states)].join(', ')}`);
-    assert.ok(!existsSync(join(u.dataDir, 'recordings', fileName)));
+    await waitDeleted(u.dataDir, fileName);
   });
 
   test('a 500 on a part is retried from that part; the parts before are not sent again', async (t) => {
@@ -307,7 +312,8 @@ describe('UPLOAD_TO_CLOUD', () => {
     await waitGone(u, next);
     assert.ok(existsSync(join(u.dataDir, 'recordings', fileName)), 'still on disk while the download runs');
     assert.ok(!(await listed(u)).includes(fileName), 'but no longer listed');
-    assert.ok(!existsSync(join(u.dataDir, 'recordings', next)), 'the next upload did not wait for the download');
+    await waitDeleted(u.dataDir, next);
+    assert.ok(existsSync(join(u.dataDir, 'recordings', fileName)), 'the next upload was done and deleted while the download still runs');
     const v = await download;
     assert.equal(v.bytes, 8 * MiB, 'the download completed');
     await waitFor(() => !existsSync(join(u.dataDir, 'recordings', fileName)), 5000, 'deletion after the download');
@@ -382,7 +388,7 @@ describe('UPLOAD_TO_CLOUD', () => {
     const stored = s3.requests.filter((r) => r.write === 'part' && r.status === 200).map((r) => r.partNumber);
     assert.deepEqual([...stored].sort((x, y) => x! - y!), [1, 2, 3, 4, 5, 6], `each part stored once: ${stored.join(',')}`);
     assert.equal(new Set(s3.requests.filter((r) => r.uploadId).map((r) => r.uploadId)).size, 1, 'the same multipart upload continued');
-    assert.ok(!existsSync(join(tmp.dir, 'recordings', fileName)));
+    await waitDeleted(tmp.dir, fileName);
   });
 
   test('the daemon killed with SIGKILL mid-upload resumes after a restart, and the object is whole', async (t) => {
@@ -427,7 +433,7 @@ describe('UPLOAD_TO_CLOUD', () => {
     const stored = s3.requests.filter((x) => x.write === 'part' && x.status === 200).map((x) => x.partNumber!);
     assert.deepEqual([...new Set(stored)].sort((a, b) => a - b), [1, 2, 3, 4, 5, 6]);
     assert.ok(stored.length <= 7, `at most the part in flight at the kill is sent twice: ${stored.join(',')}`);
-    assert.ok(!existsSync(join(tmp.dir, 'recordings', fileName)), 'deleted only after the verified upload');
+    await waitDeleted(tmp.dir, fileName);
     assert.match(second.log(), /resuming uploads from before the restart/);
     assert.ok(!second.log().includes(TEMP_KEY.secretAccessKey) && !first.log().includes(TEMP_KEY.secretAccessKey));
   });
