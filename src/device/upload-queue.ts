@@ -190,21 +190,39 @@ export class UploadQueue {
         log.info({ fileName, url: existing.publicUrl }, 'upload requested again while uploading; the running upload continues');
         return { kind: 'queued' };
       }
+      const before = { ...existing };
       Object.assign(existing, { dest, publicUrl: url, attempts: 0, restarts: 0, error: null, multipart: null, status: 'queued', notBeforeMs: 0 });
-      await this.save();
+      const unsaved = await this.persistOrUndo(() => Object.assign(existing, before));
+      if (unsaved) return unsaved;
       log.info({ fileName, url }, 'queued upload given a new destination');
       this.pump();
       return { kind: 'queued' };
     }
+    const failedBefore = this.failed;
     const wasFailed = this.failed.some((f) => f.fileName === fileName);
     this.failed = this.failed.filter((f) => f.fileName !== fileName);
-    this.jobs.push(
-      this.toJob({ fileName, fileSize: info.fileSize, dest, publicUrl: url, attempts: 0, restarts: 0, error: null, multipart: null, queuedAtMs: this.d.clock.now() }),
-    );
-    await this.save();
+    const job = this.toJob({ fileName, fileSize: info.fileSize, dest, publicUrl: url, attempts: 0, restarts: 0, error: null, multipart: null, queuedAtMs: this.d.clock.now() });
+    this.jobs.push(job);
+    const unsaved = await this.persistOrUndo(() => {
+      this.jobs.splice(this.jobs.indexOf(job), 1);
+      this.failed = failedBefore;
+    });
+    if (unsaved) return unsaved;
     log.info({ fileName, fileSize: info.fileSize, url, form: dest.kind === 'url' ? 'presigned' : 'iam', requeued: wasFailed }, 'upload queued');
     this.pump();
     return { kind: 'queued' };
+  }
+
+  /** Save; when that fails, undo the change in memory too and say why (the queue stays as it was). */
+  private async persistOrUndo(undo: () => void): Promise<QueueUploadResult | null> {
+    try {
+      await this.save();
+      return null;
+    } catch (err) {
+      undo();
+      this.d.log.error({ err: (err as Error).message }, 'upload refused: the queue could not be saved');
+      return { kind: 'error', message: `cannot queue the upload: the queue could not be saved (${(err as Error).message})` };
+    }
   }
 
   private toJob(s: StoredJob): Job {
@@ -232,17 +250,8 @@ export class UploadQueue {
   private save(): Promise<void> {
     const data: QueueFile = {
       version: 1,
-      queue: this.jobs.map(({ fileName, fileSize, dest, publicUrl: u, attempts, restarts, error, multipart, queuedAtMs }) => ({
-        fileName,
-        fileSize,
-        dest,
-        publicUrl: u,
-        attempts,
-        restarts,
-        error,
-        multipart,
-        queuedAtMs,
-      })),
+      // Only the stored fields; what lives while a job runs stays in memory.
+      queue: this.jobs.map(({ status, bytesUploaded, speed, notBeforeMs, abort, sample, ...stored }) => stored),
       failed: this.failed,
     };
     const text = JSON.stringify(data);
@@ -329,11 +338,15 @@ export class UploadQueue {
       job.abort = null;
       this.running--;
     }
-    if (result) await this.succeeded(job, result, clock.now() - started);
-    else if (this.stopped && failure?.code === 'Aborted') {
-      job.status = 'queued';
-      log.info({ fileName: job.fileName, bytesUploaded: job.bytesUploaded }, 'upload interrupted by shutdown; it resumes at the next start');
-    } else await this.failedAttempt(job, failure!);
+    try {
+      if (result) await this.succeeded(job, result, clock.now() - started);
+      else if (this.stopped && failure?.code === 'Aborted') {
+        job.status = 'queued';
+        log.info({ fileName: job.fileName, bytesUploaded: job.bytesUploaded }, 'upload interrupted by shutdown; it resumes at the next start');
+      } else await this.failedAttempt(job, failure!);
+    } catch (err) {
+      log.error({ fileName: job.fileName, err: (err as Error).message }, 'could not save the upload queue');
+    }
     this.pump();
   }
 

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { spawnUnit, startUnit, tempDir, testConfig, waitFor, type ConfigPatch, type TestUnit } from '../helpers/device.js';
@@ -346,6 +346,23 @@ describe('UPLOAD_TO_CLOUD', () => {
     assert.ok(!existsSync(join(u.dataDir, 'uploads.json')) || JSON.parse(await readFile(join(u.dataDir, 'uploads.json'), 'utf8')).queue.length === 0);
     assert.ok((await listed(u)).includes(fileName));
     assertNoSecrets(u, ['SIGNATURE-DO-NOT-LOG']);
+  });
+
+  test('when the queue cannot be saved the request is refused with the reason, and nothing is half-queued', async (t) => {
+    const fileName = 'video_1729000720.mp4';
+    const u = await unitWith({ [fileName]: 1000 });
+    t.after(() => stopUnit(u));
+    // A non-empty directory where the queue file goes: the atomic rename fails like a full or broken disk would.
+    await mkdir(join(u.dataDir, 'uploads.json', 'blocker'), { recursive: true });
+    const url = await s3.presignPut(`unsaved/${fileName}`, 600);
+    const r = await sendCommand(HOST, u.port, 'UPLOAD_TO_CLOUD', { fileName, uploadUrl: url });
+    assert.equal(r.kind, 'error');
+    assert.match(r.kind === 'error' ? r.message : '', /queue could not be saved/);
+    assert.deepEqual(await queues(u), { uploadQueue: [], failedUploadQueue: [] });
+    assert.equal(u.logs.find('the queue could not be saved').length, 1);
+    await rm(join(u.dataDir, 'uploads.json'), { recursive: true });
+    await requestUpload(u, fileName, { uploadUrl: url });
+    await waitGone(u, fileName);
   });
 
   test('a damaged queue file does not keep the unit from starting; it is set aside and logged', async (t) => {
