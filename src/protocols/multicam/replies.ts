@@ -68,9 +68,15 @@ const wireItem = (i: UploadItem): UploadItem => ({
   error: i.error,
 });
 
+/**
+ * A reply larger than one TCP segment can reach the controller's single read in two pieces
+ * (INTEROP); past this size the queue items' uploadUrl (the only optional bulk) is left out.
+ */
+export const ONE_SEGMENT_BYTES = 1400;
+
 /** A status reply with the given status, from a snapshot. */
 export function statusReply(s: DeviceSnapshot, status: ReplyStatus, nowMs: number): StatusReply {
-  return {
+  const reply: StatusReply = {
     deviceId: s.deviceId,
     status,
     timestamp: seconds(nowMs),
@@ -79,6 +85,10 @@ export function statusReply(s: DeviceSnapshot, status: ReplyStatus, nowMs: numbe
     uploadQueue: s.uploadQueue.map(wireItem),
     failedUploadQueue: s.failedUploadQueue.map(wireItem),
   };
+  if (reply.uploadQueue.length + reply.failedUploadQueue.length > 0 && Buffer.byteLength(JSON.stringify(reply)) > ONE_SEGMENT_BYTES) {
+    for (const i of [...reply.uploadQueue, ...reply.failedUploadQueue]) i.uploadUrl = null;
+  }
+  return reply;
 }
 
 /** An error reply; an empty message is replaced, since the controller requires one. */

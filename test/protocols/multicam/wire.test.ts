@@ -10,6 +10,7 @@ import {
   statusReply,
   stopReply,
   uploadQueuedReply,
+  ONE_SEGMENT_BYTES,
   videoHeader,
   type FrameResult,
 } from '../../../src/protocols/multicam/wire.js';
@@ -263,6 +264,16 @@ describe('replies', () => {
     assert.equal(r.uploadQueue[0].uploadUrl, 'https://bucket.s3.amazonaws.com/recordings/video_1.mp4');
     assert.deepEqual(keys(r.uploadQueue[0]), keys(item));
     assert.ok(JSON.stringify(r).length < 1400);
+  });
+
+  test('with many items the URLs are left out so the reply stays within one TCP segment', () => {
+    const many = Array.from({ length: 6 }, (_, n) => ({ ...item, fileName: `video_172900000${n}.mp4` }));
+    const r = statusReply(snap({ uploadQueue: many }), 'ready', NOW);
+    assert.ok(r.uploadQueue.every((i) => i.uploadUrl === null));
+    assert.deepEqual(r.uploadQueue.map((i) => i.fileName), many.map((i) => i.fileName), 'every item is still reported');
+    assert.ok(JSON.stringify(r).length <= ONE_SEGMENT_BYTES, `${JSON.stringify(r).length} bytes`);
+    const one = statusReply(snap({ uploadQueue: many.slice(0, 1) }), 'ready', NOW);
+    assert.notEqual(one.uploadQueue[0].uploadUrl, null, 'one item keeps its URL');
   });
 
   test('the list reply is a status reply plus files with their four keys', () => {
