@@ -16,7 +16,8 @@
 import http from 'node:http';
 import https from 'node:https';
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { pumpFile } from '../util/file-pump.js';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { S3Dest } from './target.js';
 import { classify, fromNetworkError, UploadError } from './errors.js';
@@ -81,11 +82,14 @@ export function fromSdkError(err: unknown, signal: AbortSignal): UploadError {
   return fromNetworkError(err);
 }
 
-/** MD5 of a byte range of the file (hex). */
+/** MD5 of a byte range of the file (hex), read through pumpFile's two reused buffers (flat memory). */
 async function hashRange(path: string, start: number, length: number): Promise<string> {
   const h = createHash('md5');
-  if (length > 0) {
-    for await (const chunk of createReadStream(path, { start, end: start + length - 1, highWaterMark: 256 * 1024 })) h.update(chunk as Buffer);
+  const file = await open(path, 'r');
+  try {
+    await pumpFile(file, start, length, async (chunk) => void h.update(chunk));
+  } finally {
+    await file.close();
   }
   return h.digest('hex');
 }
