@@ -3,8 +3,8 @@
  * next), collects the one JSON object each prints, prints them as a JSON array on stdout and
  * writes the array to bench/out/latest.json. Progress (the benches' stderr) goes to stderr.
  *
- * The capture benches always run; get-video and heartbeat run when they have been built. The
- * long stop-latency bench runs last, alone.
+ * The capture benches always run; get-video, heartbeat and upload run when they have been built.
+ * The long stop-latency bench runs last, alone.
  *
  * Usage: node dist/bench/run-all.js [--quick] [--only name,name] [--skip name,name]
  *   --quick   shorter runs: stop-latency 60 s, capture-footprint 20 s (scheduled-start keeps 20 starts)
@@ -29,6 +29,7 @@ const BENCHES: BenchSpec[] = [
   { name: 'capture-footprint', args: [], quickArgs: ['--seconds', '20'] },
   { name: 'get-video', args: [], quickArgs: ['--runs', '1'], optional: true },
   { name: 'heartbeat', args: [], quickArgs: ['--rounds', '1'], optional: true },
+  { name: 'upload', args: [], quickArgs: ['--mib', '256', '--runs', '1'], optional: true },
   { name: 'stop-latency', args: [], quickArgs: ['--seconds', '60'] },
 ];
 
