@@ -2,6 +2,7 @@
 import { execFileSync } from 'node:child_process';
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 
 /** What the figures were measured on. */
 export interface MachineInfo {
@@ -216,5 +217,17 @@ export async function stopUnitProcess(
     } catch {
       /* already gone, as it should be */
     }
+  }
+}
+
+/** VmRSS and RssAnon of a process in KiB (synchronous, for tight sampling loops), or null when it is gone. */
+export function memKiB(pid: number): { rss: number; anon: number } | null {
+  try {
+    const s = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const rss = /VmRSS:\s+(\d+)\s+kB/.exec(s);
+    const anon = /RssAnon:\s+(\d+)\s+kB/.exec(s);
+    return rss ? { rss: Number(rss[1]), anon: anon ? Number(anon[1]) : NaN } : null;
+  } catch {
+    return null;
   }
 }

@@ -29,6 +29,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { spawnUnit, testConfig, type UnitProcess } from '../test/helpers/device.js';
 import { buildCommand } from '../test/helpers/controller.js';
+import { memKiB } from './capture-lib.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const FILE_NAME = 'video_1700000000.mp4';
@@ -75,17 +76,6 @@ const median = (xs: number[]): number => {
 const round = (x: number, d = 1): number => Math.round(x * 10 ** d) / 10 ** d;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** VmRSS (and its anonymous part) of a process in KiB, or null when it is gone. */
-function memKiB(pid: number): { rss: number; anon: number } | null {
-  try {
-    const s = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const rss = /VmRSS:\s+(\d+)\s+kB/.exec(s);
-    const anon = /RssAnon:\s+(\d+)\s+kB/.exec(s);
-    return rss ? { rss: Number(rss[1]), anon: anon ? Number(anon[1]) : NaN } : null;
-  } catch {
-    return null;
-  }
-}
 const rssKiB = (pid: number): number | null => memKiB(pid)?.rss ?? null;
 
 function machine(): Record<string, unknown> {

@@ -70,7 +70,7 @@ import { parseArgs } from 'node:util';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { UnitProcess } from '../test/helpers/device.js';
 import { sendCommand, type ClassifiedReply } from '../test/helpers/controller.js';
-import { CLK_TCK, load, machineInfo } from './capture-lib.js';
+import { CLK_TCK, load, machineInfo, memKiB } from './capture-lib.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const HOST = '127.0.0.1';
@@ -191,17 +191,6 @@ function barePutMain(path: string, url: string, caPath: string | undefined): voi
 // /proc helpers
 // ---------------------------------------------------------------------------------------------
 
-/** VmRSS and RssAnon of a process in KiB, or null when it is gone. */
-function memKiB(pid: number): { rss: number; anon: number } | null {
-  try {
-    const s = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const rss = /VmRSS:\s+(\d+)\s+kB/.exec(s);
-    const anon = /RssAnon:\s+(\d+)\s+kB/.exec(s);
-    return rss ? { rss: Number(rss[1]), anon: anon ? Number(anon[1]) : NaN } : null;
-  } catch {
-    return null;
-  }
-}
 
 /** Fields of /proc/<pid>/stat after the command name (index 0 = field 3, "state"). */
 function statFields(pid: number | 'self'): string[] | null {
