@@ -55,9 +55,9 @@
  *   node dist/bench/upload.js [--mib 1024] [--runs 3] [--schemes http,https]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash, randomBytes, randomFillSync } from 'node:crypto';
+import { createHash, randomFillSync } from 'node:crypto';
 import { accessSync, constants, createReadStream, readFileSync, statSync } from 'node:fs';
-import { link, mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { link, mkdir, mkdtemp, open, readFile, rm } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 import { createRequire } from 'node:module';
@@ -70,6 +70,7 @@ import { parseArgs } from 'node:util';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { UnitProcess } from '../test/helpers/device.js';
 import { sendCommand, type ClassifiedReply } from '../test/helpers/controller.js';
+import { makeTestCerts, type TestCerts } from '../test/helpers/tls.js';
 import { CLK_TCK, load, machineInfo, memKiB } from './capture-lib.js';
 
 const SELF = fileURLToPath(import.meta.url);
@@ -336,33 +337,6 @@ function startS3Child(dir: string, tls: { key: string; cert: string } | null, re
   });
 }
 
-/**
- * A throwaway CA and a server certificate for 127.0.0.1 (IP SAN) signed by it, made with the
- * openssl CLI in `dir`. Returns the file paths.
- */
-async function makeCerts(dir: string): Promise<{ ca: string; key: string; cert: string; ms: number }> {
-  const t0 = performance.now();
-  await mkdir(dir, { recursive: true });
-  const p = (n: string): string => join(dir, n);
-  await writeFile(
-    p('server.ext'),
-    'subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n',
-  );
-  const steps: string[][] = [
-    ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', p('ca.key'), '-out', p('ca.pem'), '-days', '2', '-subj', '/CN=arenacam upload bench CA',
-      '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'],
-    ['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', p('server.key'), '-out', p('server.csr'), '-subj', '/CN=127.0.0.1'],
-    ['x509', '-req', '-in', p('server.csr'), '-CA', p('ca.pem'), '-CAkey', p('ca.key'), '-set_serial', `0x${randomBytes(8).toString('hex')}`,
-      '-days', '2', '-out', p('server.pem'), '-extfile', p('server.ext')],
-  ];
-  for (const args of steps) {
-    const r = await runChild('openssl', args, () => undefined);
-    if (r.code !== 0) throw new Error(`openssl ${args[0]} failed (${r.code}): ${r.err}`);
-  }
-  return { ca: p('ca.pem'), key: p('server.key'), cert: p('server.pem'), ms: performance.now() - t0 };
-}
-
-
 function hasCmd(name: string): boolean {
   return (process.env.PATH ?? '').split(':').some((d) => {
     try {
@@ -606,9 +580,10 @@ async function main(): Promise<void> {
     // Read it once so every sender reads from the page cache (hard links share the inode).
     await new Promise<void>((resolve, reject) => createReadStream(master, { highWaterMark: 1 << 20 }).on('data', () => undefined).on('end', resolve).on('error', reject));
 
-    let certs: Awaited<ReturnType<typeof makeCerts>> | null = null;
+    let certs: (TestCerts & { ms: number }) | null = null;
     if (schemes.includes('https')) {
-      certs = await makeCerts(join(root, 'tls'));
+      const t0 = performance.now();
+      certs = { ...(await makeTestCerts(join(root, 'tls'), 'arenacam upload bench CA')), ms: performance.now() - t0 };
       // Read by Node at start-up only: every unit spawned from now on trusts the bench CA.
       process.env.NODE_EXTRA_CA_CERTS = certs.ca;
       log(`made a throwaway CA and a 127.0.0.1 certificate with openssl in ${round(certs.ms)} ms; NODE_EXTRA_CA_CERTS=${certs.ca}`);

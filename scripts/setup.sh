@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up arenacam on Debian 12/13 or Raspberry Pi OS: system packages, npm dependencies, build.
 #   bash scripts/setup.sh          what the device needs (ffmpeg, chrony)
-#   bash scripts/setup.sh --test   plus what the test suite needs (iproute2 for network namespaces, avahi)
+#   bash scripts/setup.sh --test   plus what the test suite needs (iproute2 for network namespaces, avahi,
+#                                  openssl for the https upload tests, curl)
 # Idempotent: packages already present are not touched. Runs as root or through sudo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,8 +15,9 @@ fi
 
 pkgs=(ffmpeg chrony)
 if [ "${1:-}" = "--test" ]; then
-  # iproute2: network namespaces for the mDNS tests; avahi + a private dbus run inside them.
-  pkgs+=(iproute2 avahi-daemon avahi-utils dbus-daemon procps curl)
+  # iproute2: network namespaces for the mDNS tests; avahi + a private dbus run inside them;
+  # openssl: a throwaway CA for the https upload tests.
+  pkgs+=(iproute2 avahi-daemon avahi-utils dbus-daemon procps curl openssl)
 fi
 
 missing=()

@@ -43,6 +43,7 @@
  *    Accept-Ranges, x-amz-meta-*; HEAD/GET honour Range, If-None-Match, If-Modified-Since.
  */
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
@@ -93,6 +94,8 @@ export interface StartS3Options {
   region?: string;
   /** Accepted keys; default DEFAULT_CREDENTIALS. The first is `credentials` / used by s3Client(). */
   credentials?: readonly S3Credentials[];
+  /** Serve the front over https with this key and certificate (PEM file paths); s3rver behind stays plain. */
+  tls?: { key: string; cert: string };
 }
 
 /** Object-write requests: the ones fault injection and onWrite apply to. */
@@ -148,7 +151,7 @@ export interface WriteInfo {
 export type WriteHook = (info: WriteInfo) => void | Promise<void>;
 
 export interface TestS3 {
-  /** http://127.0.0.1:PORT of the signature-checking front. */
+  /** http(s)://127.0.0.1:PORT of the signature-checking front. */
   readonly endpoint: string;
   readonly port: number;
   readonly bucket: string;
@@ -587,7 +590,9 @@ export async function startS3(opts: StartS3Options = {}): Promise<TestS3> {
     req.pipe(tap).pipe(up);
   }
 
-  const front = http.createServer();
+  const front = opts.tls
+    ? https.createServer({ key: await readFile(opts.tls.key), cert: await readFile(opts.tls.cert) })
+    : http.createServer();
   const onRequest = (expectContinue: boolean) => (req: http.IncomingMessage, res: http.ServerResponse) => {
     handle(req, res, expectContinue).catch((err: unknown) => {
       if (!res.headersSent && !res.destroyed) {
@@ -607,7 +612,7 @@ export async function startS3(opts: StartS3Options = {}): Promise<TestS3> {
     });
   });
   const port = (front.address() as net.AddressInfo).port;
-  const endpoint = `http://127.0.0.1:${port}`;
+  const endpoint = `${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
   const primary = allCredentials[0];
 
   const makeClient = (overrides: Partial<S3ClientConfig> = {}): S3Client => {

@@ -13,6 +13,7 @@ import { after, before, describe, test } from 'node:test';
 import { spawnUnit, startUnit, tempDir, testConfig, waitFor, type ConfigPatch, type TestUnit } from '../helpers/device.js';
 import { getVideo, sendCommand, type CommandFields } from '../helpers/controller.js';
 import { DEFAULT_CREDENTIALS, startCutProxy, startS3, type TestS3 } from '../helpers/s3.js';
+import { makeTestCerts } from '../helpers/tls.js';
 import type { UploadItem } from '../../src/device/types.js';
 
 const HOST = '127.0.0.1';
@@ -453,5 +454,52 @@ describe('UPLOAD_TO_CLOUD', () => {
     await waitDeleted(tmp.dir, fileName);
     assert.match(second.log(), /resuming uploads from before the restart/);
     assert.ok(!second.log().includes(TEMP_KEY.secretAccessKey) && !first.log().includes(TEMP_KEY.secretAccessKey));
+  });
+
+  test('over https with the default settings (allowHttp false): both forms go up, TLS instead of MD5', async (t) => {
+    const tmp = await tempDir('arenacam-upload-tls-');
+    t.after(() => tmp.cleanup());
+    const certs = await makeTestCerts(join(tmp.dir, 'tls'));
+    const secure = await startS3({ tls: certs });
+    t.after(() => secure.close());
+    assert.match(secure.endpoint, /^https:/);
+    const [a, b] = ['video_1729001000.mp4', 'video_1729001001.mp4'];
+    await mkdir(join(tmp.dir, 'recordings'), { recursive: true });
+    const data = { [a]: randomBytes(2 * MiB + 7), [b]: randomBytes(3 * MiB + 11) };
+    for (const [name, bytes] of Object.entries(data)) await writeFile(join(tmp.dir, 'recordings', name), bytes);
+    const config = testConfig(tmp.dir, { camera: { fps: 10 }, upload: { s3Endpoint: secure.endpoint, multipartThresholdMB: 1, partSizeMB: 1 } });
+    assert.equal(config.upload.allowHttp, false);
+    // The unit trusts the test CA the way a unit trusts a private store's CA: NODE_EXTRA_CA_CERTS.
+    process.env.NODE_EXTRA_CA_CERTS = certs.ca;
+    const unit = await spawnUnit(tmp.dir, config, 'tls').finally(() => delete process.env.NODE_EXTRA_CA_CERTS);
+    t.after(async () => {
+      unit.proc.kill('SIGINT');
+      await unit.exited;
+    });
+    const port = unit.multicamPort;
+    const upload = async (fileName: string, fields: Partial<CommandFields>): Promise<void> => {
+      const r = await sendCommand(HOST, port, 'UPLOAD_TO_CLOUD', { fileName, ...fields });
+      assert.equal(r.body.status, 'upload_queued', JSON.stringify(r.body));
+      await waitFor(
+        async () => {
+          const q = (await sendCommand(HOST, port, 'DEVICE_STATUS')).body as { uploadQueue: UploadItem[]; failedUploadQueue: UploadItem[] };
+          if (q.failedUploadQueue.length) throw new Error(`failed: ${q.failedUploadQueue[0].error}`);
+          return q.uploadQueue.length === 0;
+        },
+        20000,
+        `${fileName} over https`,
+        50,
+      );
+    };
+    await upload(a, { uploadUrl: await secure.presignPut(`tls/${a}`, 600) });
+    await upload(b, { s3Bucket: secure.bucket, s3Key: `tls/${b}`, awsAccessKeyId: TEMP_KEY.accessKeyId, awsSecretAccessKey: TEMP_KEY.secretAccessKey, awsSessionToken: TEMP_KEY.sessionToken!, awsRegion: secure.region });
+    assert.ok((await secure.getObject(`tls/${a}`)).equals(data[a]));
+    assert.ok((await secure.getObject(`tls/${b}`)).equals(data[b]));
+    assert.ok(secure.requests.every((r) => r.ok), 'every request over TLS carried a valid signature');
+    assert.deepEqual(secure.requests.filter((r) => r.write).map((r) => r.write), ['put', 'part', 'part', 'part', 'part', 'complete']);
+    const done = unit.log().split('\n').filter((l) => l.includes('upload completed and verified')).map((l) => JSON.parse(l) as { digestVerified: boolean });
+    assert.deepEqual(done.map((d) => d.digestVerified), [false, false], 'verifyMd5 auto: no MD5 over TLS');
+    await waitDeleted(tmp.dir, a);
+    await waitDeleted(tmp.dir, b);
   });
 });
