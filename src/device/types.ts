@@ -29,8 +29,8 @@ export interface UploadRequest {
   awsRegion: string | null;
 }
 
-/** Result of an upload request: queued (the item is in uploadQueue already), or refused with a reason. */
-export type QueueUploadResult = { kind: 'queued' } | { kind: 'error'; message: string };
+/** Result of an upload request: queued (the item is in uploadQueue already), no such recording, or refused with a reason. */
+export type QueueUploadResult = { kind: 'queued' } | { kind: 'not_found' } | { kind: 'error'; message: string };
 
 /** A point-in-time view of the device for status replies. */
 export interface DeviceSnapshot {

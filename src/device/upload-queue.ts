@@ -46,6 +46,8 @@ interface StoredJob {
   error: string | null;
   multipart: MultipartState | null;
   queuedAtMs: number;
+  /** A destination sent while the upload was running (e.g. fresh STS credentials): used if this attempt fails. */
+  next?: { dest: UploadDest; publicUrl: string } | null;
 }
 
 /** A job in memory: the stored part plus what only lives while it runs. */
@@ -56,6 +58,8 @@ interface Job extends StoredJob {
   notBeforeMs: number;
   abort: AbortController | null;
   sample: { atMs: number; bytes: number };
+  /** Not started until its queue entry is saved. */
+  held: boolean;
 }
 
 /** What uploads.json holds. */
@@ -101,6 +105,7 @@ export class UploadQueue {
   constructor(private readonly d: UploadQueueDeps) {
     this.path = join(d.dataDir, 'uploads.json');
     this.pacer = d.settings.maxBytesPerSecond > 0 ? new Pacer(d.settings.maxBytesPerSecond) : null;
+    if (d.settings.partSizeMB < 5) d.log.warn({ partSizeMB: d.settings.partSizeMB }, 'upload.partSizeMB is below 5: AWS S3 refuses parts under 5 MiB (but the last)');
   }
 
   /** Load uploads.json; jobs whose file is gone move to the failed list (nothing is silently dropped). */
@@ -131,7 +136,7 @@ export class UploadQueue {
     if (this.jobs.length) {
       this.d.log.info({ files: this.jobs.map((j) => j.fileName) }, 'resuming uploads from before the restart');
     }
-    await this.save();
+    await this.save().catch((err) => this.d.log.error({ err: (err as Error).message }, 'could not save the upload queue; continuing with it in memory'));
   }
 
   /** Start working through the queue. */
@@ -148,13 +153,16 @@ export class UploadQueue {
     if (this.wakeTimer) clearTimeout(this.wakeTimer);
     if (this.speedTimer) clearInterval(this.speedTimer);
     for (const j of this.jobs) j.abort?.abort();
-    await Promise.allSettled([...this.inFlight]);
+    // Runs that end now may start a deletion: wait until nothing is left.
+    while (this.inFlight.size) await Promise.allSettled([...this.inFlight]);
     await this.save();
   }
 
   /** The queues as the protocols report them. */
   view(): { uploadQueue: UploadItem[]; failedUploadQueue: UploadItem[] } {
-    return { uploadQueue: this.jobs.map((j) => this.item(j)), failedUploadQueue: this.failed.map((f) => ({ ...f })) };
+    // The document's monitor takes uploadQueue[0] as the upload in progress: running ones first.
+    const order = [...this.jobs.filter((j) => j.status === 'uploading'), ...this.jobs.filter((j) => j.status !== 'uploading')];
+    return { uploadQueue: order.map((j) => this.item(j)), failedUploadQueue: this.failed.map((f) => ({ ...f })) };
   }
 
   /** True while an upload is moving bytes. */
@@ -178,7 +186,7 @@ export class UploadQueue {
     const info = this.d.catalog.list().find((r) => r.fileName === fileName);
     if (!info) {
       log.warn({ fileName }, 'upload refused: no such recording');
-      return { kind: 'error', message: `File ${fileName.slice(0, 200)} not found on this device (LIST_FILES shows what can be uploaded)` };
+      return { kind: 'not_found' };
     }
     if (dest.kind === 'url' && info.fileSize > SINGLE_PUT_MAX) {
       return { kind: 'error', message: `${fileName} is ${info.fileSize} bytes; one presigned PUT takes at most 5 GiB: use the IAM form (multipart)` };
@@ -187,13 +195,23 @@ export class UploadQueue {
     const existing = this.jobs.find((j) => j.fileName === fileName);
     if (existing) {
       if (existing.status === 'uploading') {
-        log.info({ fileName, url: existing.publicUrl }, 'upload requested again while uploading; the running upload continues');
+        // Keep it: if this attempt fails (say its STS credentials expire), the next one uses it.
+        const nextBefore = existing.next ?? null;
+        existing.next = { dest, publicUrl: url };
+        const unsaved = await this.persistOrUndo(() => (existing.next = nextBefore));
+        if (unsaved) return unsaved;
+        log.info({ fileName, url }, 'upload requested again while uploading; the new destination is kept for a retry');
         return { kind: 'queued' };
       }
-      const before = { ...existing };
-      Object.assign(existing, { dest, publicUrl: url, attempts: 0, restarts: 0, error: null, multipart: null, status: 'queued', notBeforeMs: 0 });
+      const before = { dest: existing.dest, publicUrl: existing.publicUrl, attempts: existing.attempts, restarts: existing.restarts, error: existing.error, multipart: existing.multipart, notBeforeMs: existing.notBeforeMs };
+      const oldUpload = existing.multipart;
+      const oldDest = existing.dest;
+      existing.held = true;
+      Object.assign(existing, { dest, publicUrl: url, attempts: 0, restarts: 0, error: null, multipart: null, notBeforeMs: 0 });
       const unsaved = await this.persistOrUndo(() => Object.assign(existing, before));
+      existing.held = false;
       if (unsaved) return unsaved;
+      this.discardMultipart(oldDest, oldUpload);
       log.info({ fileName, url }, 'queued upload given a new destination');
       this.pump();
       return { kind: 'queued' };
@@ -202,11 +220,13 @@ export class UploadQueue {
     const wasFailed = this.failed.some((f) => f.fileName === fileName);
     this.failed = this.failed.filter((f) => f.fileName !== fileName);
     const job = this.toJob({ fileName, fileSize: info.fileSize, dest, publicUrl: url, attempts: 0, restarts: 0, error: null, multipart: null, queuedAtMs: this.d.clock.now() });
+    job.held = true;
     this.jobs.push(job);
     const unsaved = await this.persistOrUndo(() => {
-      this.jobs.splice(this.jobs.indexOf(job), 1);
+      this.removeJob(job);
       this.failed = failedBefore;
     });
+    job.held = false;
     if (unsaved) return unsaved;
     log.info({ fileName, fileSize: info.fileSize, url, form: dest.kind === 'url' ? 'presigned' : 'iam', requeued: wasFailed }, 'upload queued');
     this.pump();
@@ -226,7 +246,21 @@ export class UploadQueue {
   }
 
   private toJob(s: StoredJob): Job {
-    return { ...s, status: 'queued', bytesUploaded: 0, speed: 0, notBeforeMs: 0, abort: null, sample: { atMs: 0, bytes: 0 } };
+    return { ...s, status: 'queued', bytesUploaded: 0, speed: 0, notBeforeMs: 0, abort: null, sample: { atMs: 0, bytes: 0 }, held: false };
+  }
+
+  private removeJob(job: Job): void {
+    const i = this.jobs.indexOf(job);
+    if (i >= 0) this.jobs.splice(i, 1);
+  }
+
+  /** Give up a multipart upload left behind on the server (best effort, not awaited). */
+  private discardMultipart(dest: UploadDest, state: MultipartState | null): void {
+    if (!state || dest.kind !== 's3') return;
+    const p = abortMultipart(dest, this.d.settings.s3Endpoint, state.uploadId, this.d.settings.timeoutMs)
+      .catch((e) => this.d.log.warn({ error: scrubSecrets((e as Error).message, dest) }, 'could not abort an abandoned multipart upload on the server'))
+      .finally(() => this.inFlight.delete(p));
+    this.inFlight.add(p);
   }
 
   private item(j: Job): UploadItem {
@@ -251,7 +285,7 @@ export class UploadQueue {
     const data: QueueFile = {
       version: 1,
       // Only the stored fields; what lives while a job runs stays in memory.
-      queue: this.jobs.map(({ status, bytesUploaded, speed, notBeforeMs, abort, sample, ...stored }) => stored),
+      queue: this.jobs.map(({ status, bytesUploaded, speed, notBeforeMs, abort, sample, held, ...stored }) => stored),
       failed: this.failed,
     };
     const text = JSON.stringify(data);
@@ -267,7 +301,7 @@ export class UploadQueue {
     const now = this.d.clock.now();
     for (const j of this.jobs) {
       if (this.running >= this.d.settings.concurrency) break;
-      if (j.status === 'uploading' || j.notBeforeMs > now) continue;
+      if (j.status === 'uploading' || j.held || j.notBeforeMs > now) continue;
       const p = this.run(j).finally(() => this.inFlight.delete(p));
       this.inFlight.add(p);
     }
@@ -299,6 +333,7 @@ export class UploadQueue {
     job.speed = 0;
     job.sample = { atMs: clock.now(), bytes: 0 };
     job.abort = new AbortController();
+    const signal = job.abort.signal;
     const handle = await catalog.open(job.fileName);
     const started = clock.now();
     let result: UploadResult | null = null;
@@ -340,7 +375,7 @@ export class UploadQueue {
     }
     try {
       if (result) await this.succeeded(job, result, clock.now() - started);
-      else if (this.stopped && failure?.code === 'Aborted') {
+      else if (this.stopped && signal.aborted) {
         job.status = 'queued';
         log.info({ fileName: job.fileName, bytesUploaded: job.bytesUploaded }, 'upload interrupted by shutdown; it resumes at the next start');
       } else await this.failedAttempt(job, failure!);
@@ -353,7 +388,7 @@ export class UploadQueue {
   private async succeeded(job: Job, result: UploadResult, ms: number): Promise<void> {
     const { log, catalog } = this.d;
     job.bytesUploaded = job.fileSize;
-    this.jobs.splice(this.jobs.indexOf(job), 1);
+    this.removeJob(job);
     await this.save();
     log.info(
       { fileName: job.fileName, bytes: job.fileSize, ms, MBps: +(job.fileSize / 1e6 / Math.max(ms / 1000, 1e-3)).toFixed(1), url: job.publicUrl, etag: result.etag, digestVerified: result.digestVerified },
@@ -372,8 +407,18 @@ export class UploadQueue {
   private async failedAttempt(job: Job, err: UploadError): Promise<void> {
     const { log, settings } = this.d;
     const error = scrubSecrets(err.message, job.dest);
+    if (job.next) {
+      // A newer destination came while this attempt ran: switch to it and start over.
+      const { dest: oldDest, multipart: oldUpload } = job;
+      Object.assign(job, { dest: job.next.dest, publicUrl: job.next.publicUrl, next: null, attempts: 0, restarts: 0, multipart: null, error, status: 'queued', notBeforeMs: 0 });
+      await this.save();
+      this.discardMultipart(oldDest, oldUpload);
+      log.warn({ fileName: job.fileName, code: err.code, error, url: job.publicUrl }, 'upload attempt failed; retrying at once with the destination sent meanwhile');
+      return;
+    }
     if (err.kind === 'restart' && job.restarts < MAX_FREE_RESTARTS) {
       job.restarts++;
+      this.discardMultipart(job.dest, job.multipart);
       job.multipart = null;
       job.status = 'queued';
       job.error = error;
@@ -388,21 +433,19 @@ export class UploadQueue {
       const delay = Math.round(base * (0.5 + 0.5 * (this.d.random ?? Math.random)()));
       job.status = 'retrying';
       job.notBeforeMs = this.d.clock.now() + delay;
-      if (err.kind === 'restart') job.multipart = null;
+      if (err.kind === 'restart') {
+        this.discardMultipart(job.dest, job.multipart);
+        job.multipart = null;
+      }
       await this.save();
       log.warn({ fileName: job.fileName, attempt: job.attempts, of: settings.maxAttempts, retryInMs: delay, code: err.code, error }, 'upload attempt failed; will retry');
       return;
     }
-    this.jobs.splice(this.jobs.indexOf(job), 1);
+    this.removeJob(job);
     this.failed.push(this.failedItem(job, error));
-    const uploadId = job.multipart?.uploadId;
     await this.save();
     log.error({ fileName: job.fileName, attempts: job.attempts, code: err.code, error, url: job.publicUrl }, 'upload failed; the file stays on the device (ask again to retry)');
-    if (uploadId && job.dest.kind === 's3') {
-      await abortMultipart(job.dest, settings.s3Endpoint, uploadId, settings.timeoutMs).catch((e) =>
-        log.warn({ fileName: job.fileName, error: scrubSecrets((e as Error).message, job.dest) }, 'could not abort the multipart upload on the server'),
-      );
-    }
+    this.discardMultipart(job.dest, job.multipart);
   }
 }
 

@@ -13,7 +13,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { createHash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
-import { pumpFile, writeTo } from '../util/file-pump.js';
+import { PUMP_CHUNK, pumpFile, writeTo } from '../util/file-pump.js';
 import { rawRequestTarget } from './target.js';
 import { fromNetworkError, fromS3Answer, UploadError } from './errors.js';
 import type { Pacer } from './pacer.js';
@@ -42,7 +42,12 @@ export type Md5Policy = 'auto' | 'always' | 'never';
 
 /** Whether to hash for a target URL (or endpoint) under `policy`. */
 export function wantsMd5(policy: Md5Policy, url: string): boolean {
-  return policy === 'always' || (policy === 'auto' && url.startsWith('http:'));
+  return policy === 'always' || (policy === 'auto' && isPlainHttp(url));
+}
+
+/** True when `url` uses plain http (any letter case). */
+export function isPlainHttp(url: string): boolean {
+  return /^http:/i.test(url);
 }
 
 /** The store's answer to a PUT: the ETag (bare, lower-case) and the MD5 of what was sent (null when not hashed). */
@@ -126,14 +131,21 @@ function send(
       if (bodyStarted || answered || settled) return;
       bodyStarted = true;
       clearTimeout(continueTimer);
-      pumpFile(file, start, length, async (chunk) => {
-        md5?.update(chunk);
-        const wait = o.pacer?.take(chunk.length, Date.now()) ?? 0;
-        if (wait > 0) await sleep(wait);
-        if (settled) throw abortedError();
-        await write(chunk);
-        sent += chunk.length;
-        o.onBytes(chunk.length);
+      // pumpFile keeps two chunks in flight; a paced chunk waits for its turn, so chaining keeps
+      // them in file order even when a stalled event loop lets a later chunk's wait come out 0.
+      let tail: Promise<void> = Promise.resolve();
+      pumpFile(file, start, length, (chunk) => {
+        const mine = tail.then(async () => {
+          const wait = o.pacer?.take(chunk.length, Date.now()) ?? 0;
+          if (wait > 0) await sleep(wait);
+          if (settled) throw abortedError();
+          md5?.update(chunk);
+          await write(chunk);
+          sent += chunk.length;
+          o.onBytes(chunk.length);
+        });
+        tail = mine.catch(() => undefined);
+        return mine;
       })
         .then((n) => {
           if (n !== length) throw new UploadError(`the file ended after ${start + n} bytes; expected ${start + length}`, 'fatal', 'FileChanged');
@@ -142,7 +154,9 @@ function send(
         .catch(failed);
     };
     const continueTimer = setTimeout(sendBody, CONTINUE_WAIT_MS);
-    req.setTimeout(o.timeoutMs, () => finish(new UploadError(`no progress for ${o.timeoutMs / 1000} s; connection cut`, 'retry', 'Timeout')));
+    // A low bandwidth cap spaces chunks out: never call that a stall.
+    const idleMs = Math.max(o.timeoutMs, o.pacer ? (2000 * PUMP_CHUNK) / o.pacer.bytesPerSecond : 0);
+    req.setTimeout(idleMs, () => finish(new UploadError(`no progress for ${Math.round(idleMs / 1000)} s; connection cut`, 'retry', 'Timeout')));
     req.on('continue', sendBody);
     req.on('error', failed);
     req.on('response', (res) => {

@@ -21,7 +21,7 @@ import { pumpFile } from '../util/file-pump.js';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { S3Dest } from './target.js';
 import { classify, fromNetworkError, UploadError } from './errors.js';
-import { abortedError, bareEtag, checkDigest, putRange, wantsMd5, type TransferOptions, type UploadResult } from './http-put.js';
+import { abortedError, bareEtag, checkDigest, isPlainHttp, putRange, wantsMd5, type TransferOptions, type UploadResult } from './http-put.js';
 
 /** A multipart upload in progress, persisted by the queue between parts. */
 export interface MultipartState {
@@ -50,7 +50,12 @@ const MD5_RE = /^[0-9a-f]{32}$/;
 
 /** An S3 client for one destination: no SDK retries (the queue retries), no flexible-checksum trailers. */
 export async function s3ClientFor(dest: S3Dest, endpoint: string | null, timeoutMs: number): Promise<S3Client> {
-  const { S3Client } = await import('@aws-sdk/client-s3');
+  let S3Client: typeof import('@aws-sdk/client-s3').S3Client;
+  try {
+    ({ S3Client } = await import('@aws-sdk/client-s3'));
+  } catch (err) {
+    throw new UploadError(`the AWS SDK cannot be loaded (${(err as Error).message.split('\n')[0].slice(0, 120)}); reinstall the device software`, 'fatal', 'SdkUnavailable');
+  }
   return new S3Client({
     region: dest.region,
     credentials: {
@@ -98,7 +103,7 @@ async function hashRange(path: string, start: number, length: number): Promise<s
 export async function putS3(dest: S3Dest, o: S3TransferOptions): Promise<UploadResult> {
   const client = await s3ClientFor(dest, o.endpoint, o.timeoutMs);
   // One kept-alive connection for all the data requests of this upload (they go to one host).
-  const agent = new ((o.endpoint ?? 'https:').startsWith('http:') ? http : https).Agent({ keepAlive: true, maxSockets: 1 });
+  const agent = new (isPlainHttp(o.endpoint ?? 'https:') ? http : https).Agent({ keepAlive: true, maxSockets: 1 });
   try {
     const result = o.size > o.thresholdBytes ? await multipart(client, dest, o, agent) : await single(client, dest, o, agent);
     await checkSize(client, dest, o);
@@ -165,6 +170,7 @@ async function multipart(client: S3Client, dest: S3Dest, o: S3TransferOptions, a
     done += length;
     await saving;
     saving = o.saveMultipart(state);
+    saving.catch(() => undefined); // awaited below; until then a failure must not go unhandled
   }
   await saving;
   const r = await client.send(

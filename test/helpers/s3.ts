@@ -134,6 +134,8 @@ export interface S3RequestRecord {
   etag?: string;
   startedAt: number;
   endedAt?: number;
+  /** When the store's answer started back to the client (epoch ms): no client can know it earlier. */
+  answeredAt?: number;
   partNumber?: number;
   uploadId?: string;
 }
@@ -581,6 +583,7 @@ export async function startS3(opts: StartS3Options = {}): Promise<TestS3> {
         }
         rec.status = upRes.statusCode ?? 0;
         if (typeof upRes.headers.etag === 'string') rec.etag = upRes.headers.etag;
+        rec.answeredAt = Date.now();
         res.writeHead(upRes.statusCode ?? 502, downstreamHeaders(upRes.rawHeaders));
         upRes.pipe(res);
         upRes.on('error', () => res.destroy());

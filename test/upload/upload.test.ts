@@ -77,7 +77,7 @@ async function requestUpload(u: Unit, fileName: string, fields: Partial<CommandF
   assert.equal(r.body.status, 'upload_queued');
   const item = (r.body.uploadQueue as UploadItem[]).find((i) => i.fileName === fileName);
   assert.ok(item, 'the item is in uploadQueue when the reply leaves');
-  assert.equal(item.fileSize, u.files.get(fileName)?.length ?? item.fileSize);
+  assert.equal(item.fileSize, (await stat(join(u.dataDir, 'recordings', fileName))).size);
   return item;
 }
 
@@ -99,6 +99,13 @@ async function waitGone(u: Unit, fileName: string, timeoutMs = 30000): Promise<v
 /** The file leaves the disk shortly after it leaves the queue (the catalog entry first, then the file). */
 async function waitDeleted(dir: string, fileName: string): Promise<void> {
   await waitFor(() => !existsSync(join(dir, 'recordings', fileName)), 5000, `${fileName} to be deleted`, 10);
+}
+
+/** When the unit logged the file's deletion (pino's epoch ms), for "only after the store answered". */
+function deletedAtMs(u: Unit, fileName: string): number {
+  const line = u.logs.find('uploaded file deleted from the device').find((l) => l.fileName === fileName);
+  assert.ok(line, `the deletion of ${fileName} is logged`);
+  return Date.parse(String(line.time));
 }
 
 async function listed(u: Unit): Promise<string[]> {
@@ -154,6 +161,7 @@ describe('UPLOAD_TO_CLOUD', () => {
     assert.equal(`${s3.endpoint}${puts[0].rawUrl}`, url, 'path and query arrived exactly as generated');
     assert.deepEqual(seen.checks, [true], 'the local file was still there while the store took it');
     await waitDeleted(u.dataDir, fileName);
+    assert.ok(deletedAtMs(u, fileName) >= puts[0].answeredAt!, 'deleted only after the store had answered');
     assert.ok(!(await listed(u)).includes(fileName), 'and gone from LIST_FILES');
     assert.deepEqual(await queues(u), { uploadQueue: [], failedUploadQueue: [] });
     const sig = new URL(url).searchParams.get('X-Amz-Signature')!;
@@ -201,7 +209,10 @@ describe('UPLOAD_TO_CLOUD', () => {
     assert.ok(s3.requests.every((r) => r.ok && r.accessKeyId === TEMP_KEY.accessKeyId), 'every request signed with the temporary key and its token');
     assert.ok(seen.checks.length === 5 && seen.checks.every(Boolean), 'the file was there for every part and the completion');
     await waitDeleted(u.dataDir, fileName);
+    assert.ok(deletedAtMs(u, fileName) >= writes[writes.length - 1].answeredAt!, 'deleted only after the store answered the completion');
     assertNoSecrets(u);
+    const replies = JSON.stringify(await sendCommand(HOST, u.port, 'DEVICE_STATUS')) + JSON.stringify(progress);
+    for (const secret of [TEMP_KEY.secretAccessKey, TEMP_KEY.sessionToken!, TEMP_KEY.accessKeyId]) assert.ok(!replies.includes(secret), 'no credential in status replies');
   });
 
   test('a connection cut mid-body is retried and the object arrives whole', async (t) => {
@@ -232,6 +243,25 @@ describe('UPLOAD_TO_CLOUD', () => {
     assert.equal(failures.length, 1);
     assert.match(String(failures[0].error), /network error/);
     assert.ok(states.some((s) => s.startsWith('retrying:network error')), `the queue showed the retry: ${[...new Set(states)].join(', ')}`);
+    await waitDeleted(u.dataDir, fileName);
+  });
+
+  test('asking again while uploading keeps the new destination: when the running attempt fails, the next one uses it', async (t) => {
+    const fileName = 'video_1729000250.mp4';
+    const u = await unitWith({ [fileName]: 3 * MiB }, { maxBytesPerSecond: 1_500_000 });
+    t.after(() => stopUnit(u));
+    const proxy = await startCutProxy(s3.port, { cutAfterBytes: 2 * MiB, times: 1 });
+    t.after(() => proxy.close());
+    const [oldKey, newKey] = [`again/old/${fileName}`, `again/new/${fileName}`];
+    await requestUpload(u, fileName, { uploadUrl: await s3.presignPut(oldKey, 600, { endpoint: proxy.endpoint }) });
+    await waitFor(async () => (await queues(u)).uploadQueue[0]?.status === 'uploading', 5000, 'the first attempt to run', 20);
+    const again = await requestUpload(u, fileName, { uploadUrl: await s3.presignPut(newKey, 600) });
+    assert.equal(again.status, 'uploading', 'the running attempt goes on');
+    await waitGone(u, fileName);
+    assert.equal(proxy.cuts, 1, 'the first attempt was cut');
+    assert.ok((await s3.getObject(newKey)).equals(u.files.get(fileName)!), 'the object went to the newer destination');
+    assert.deepEqual(await s3.listKeys('again/old/'), [], 'nothing at the old one');
+    assert.equal(u.logs.find('retrying at once with the destination sent meanwhile').length, 1);
     await waitDeleted(u.dataDir, fileName);
   });
 
@@ -284,7 +314,7 @@ describe('UPLOAD_TO_CLOUD', () => {
     s3.clearRequests();
     await requestUpload(u, a, iamFields(`forbidden/${a}`, { ...TEMP_KEY, secretAccessKey: 'not-the-secret-at-all-000000000000' }));
     const fa = await waitFor(async () => (await queues(u)).failedUploadQueue.find((i) => i.fileName === a), 10000, 'forbidden failure', 50);
-    assert.match(fa.error ?? '', /^SignatureDoesNotMatch: .*\(HTTP 403\)$/);
+    assert.match(fa.error ?? '', /^SignatureDoesNotMatch: The request signature we calculated does not match/);
     assert.equal(s3.requests.length, 1, 'no retry when the store refuses the credentials');
     assert.ok(!(fa.error ?? '').includes('not-the-secret'));
 
@@ -328,8 +358,8 @@ describe('UPLOAD_TO_CLOUD', () => {
     const https = 'https://bucket.s3.amazonaws.com/k.mp4?X-Amz-Signature=SIGNATURE-DO-NOT-LOG';
     const cases: Array<[string, Partial<CommandFields>, RegExp]> = [
       ['missing fileName', { fileName: null, uploadUrl: https }, /fileName/],
-      ['unknown file', { fileName: 'video_1.mp4', uploadUrl: https }, /not found/],
-      ['path traversal', { fileName: '../device-id', uploadUrl: https }, /not found/],
+      ['unknown file', { fileName: 'video_1.mp4', uploadUrl: https }, /^File video_1\.mp4 not found$/],
+      ['path traversal', { fileName: '../device-id', uploadUrl: https }, /^File \.\.\/device-id not found$/],
       ['no target', { fileName }, /uploadUrl.*s3Bucket/],
       ['missing credential', { fileName, ...iamFields('k'), awsSecretAccessKey: null }, /missing: awsSecretAccessKey/],
       ['malformed URL', { fileName, uploadUrl: 'https//nope' }, /not a valid URL/],
@@ -340,7 +370,7 @@ describe('UPLOAD_TO_CLOUD', () => {
     for (const [what, fields, why] of cases) {
       const r = await sendCommand(HOST, u.port, 'UPLOAD_TO_CLOUD', fields);
       assert.equal(r.kind, 'error', what);
-      assert.equal(r.body.status, 'error', what);
+      assert.equal(r.body.status, /not found/.test(String(r.body.message)) ? 'file_not_found' : 'error', what);
       assert.match(r.kind === 'error' ? r.message : '', why, what);
     }
     assert.deepEqual(await queues(u), { uploadQueue: [], failedUploadQueue: [] });
@@ -453,7 +483,9 @@ describe('UPLOAD_TO_CLOUD', () => {
     assert.ok(stored.length <= 7, `at most the part in flight at the kill is sent twice: ${stored.join(',')}`);
     await waitDeleted(tmp.dir, fileName);
     assert.match(second.log(), /resuming uploads from before the restart/);
-    assert.ok(!second.log().includes(TEMP_KEY.secretAccessKey) && !first.log().includes(TEMP_KEY.secretAccessKey));
+    for (const secret of [TEMP_KEY.secretAccessKey, TEMP_KEY.sessionToken!]) {
+      assert.ok(!second.log().includes(secret) && !first.log().includes(secret), 'no credential in the logs');
+    }
   });
 
   test('over https with the default settings (allowHttp false): both forms go up, TLS instead of MD5', async (t) => {

@@ -81,11 +81,15 @@ async function dispatch(cmd: Command, ctx: HandlerContext): Promise<Reply> {
     case 'UPLOAD_TO_CLOUD': {
       const result = await device.queueUpload(cmd.fileName, cmd.upload);
       // The item is already in uploadQueue: the controller takes a file missing from both queues as uploaded.
-      return json(
-        result.kind === 'queued'
-          ? uploadQueuedReply(device.snapshot(), clock.now())
-          : errorReply(deviceIdOf(device), 'error', result.message, clock.now()),
-      );
+      switch (result.kind) {
+        case 'queued':
+          return json(uploadQueuedReply(device.snapshot(), clock.now()));
+        case 'not_found':
+          return json(errorReply(deviceIdOf(device), 'file_not_found', fileNotFoundMessage(cmd.fileName), clock.now()));
+        case 'error':
+          return json(errorReply(deviceIdOf(device), 'error', result.message, clock.now()));
+      }
+      break;
     }
   }
   // Unreachable for a validated Command; kept so a new command name cannot fall through silently.

@@ -65,7 +65,8 @@ const wireItem = (i: UploadItem): UploadItem => ({
   uploadSpeed: i.uploadSpeed,
   status: i.status,
   uploadUrl: shortUrl(i.uploadUrl),
-  error: i.error,
+  // S3's code and the start of its message are enough on the wire (the log has the whole text).
+  error: i.error === null ? null : clip(i.error, 100),
 });
 
 /**

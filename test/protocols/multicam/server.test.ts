@@ -72,7 +72,7 @@ class TestDevice implements DeviceApi {
     this.calls.push('upload');
     this.lastUpload = request;
     const info = this.files.get(fileName);
-    if (!info) return { kind: 'error', message: `File ${fileName} not found on this device` };
+    if (!info) return { kind: 'not_found' };
     const url = request.uploadUrl ?? `https://${request.s3Bucket}.s3.${request.awsRegion}.amazonaws.com/${request.s3Key}`;
     this.uploads.push({ fileName, fileSize: info.fileSize, bytesUploaded: 0, uploadProgress: 0, uploadSpeed: 0, status: 'queued', uploadUrl: url, error: null });
     return { kind: 'queued' };
@@ -164,7 +164,7 @@ describe('MultiCamServer', () => {
     const all = JSON.stringify(r.body) + logLines.join('');
     for (const secret of [creds.awsSecretAccessKey, creds.awsSessionToken]) assert.ok(!all.includes(secret), 'credentials must not be logged or echoed');
     const gone = await sendCommand(HOST, s.port, 'UPLOAD_TO_CLOUD', { fileName: 'video_1.mp4', uploadUrl: 'https://b.s3.amazonaws.com/x?X-Amz-Signature=abc' });
-    assert.ok(gone.kind === 'error' && /not found/.test(gone.message));
+    assert.ok(gone.kind === 'error' && gone.body.status === 'file_not_found' && /^File video_1\.mp4 not found$/.test(gone.message));
     assert.equal(((await sendCommand(HOST, s.port, 'DEVICE_STATUS')).body.uploadQueue as unknown[]).length, 1, 'a refused upload leaves the queue as it was');
   });
 
