@@ -65,7 +65,7 @@ const iamFields = (key: string, creds = TEMP_KEY): Partial<CommandFields> => ({
   awsRegion: s3.region,
 });
 
-async function queues(u: Unit): Promise<{ uploadQueue: UploadItem[]; failedUploadQueue: UploadItem[] }> {
+async function queues(u: { port: number }): Promise<{ uploadQueue: UploadItem[]; failedUploadQueue: UploadItem[] }> {
   const r = await sendCommand(HOST, u.port, 'DEVICE_STATUS');
   return { uploadQueue: r.body.uploadQueue as UploadItem[], failedUploadQueue: r.body.failedUploadQueue as UploadItem[] };
 }
@@ -82,7 +82,7 @@ async function requestUpload(u: Unit, fileName: string, fields: Partial<CommandF
 }
 
 /** Wait until the file has left both queues (the controller's "completed"). */
-async function waitGone(u: Unit, fileName: string, timeoutMs = 30000): Promise<void> {
+async function waitGone(u: { port: number }, fileName: string, timeoutMs = 30000): Promise<void> {
   await waitFor(
     async () => {
       const q = await queues(u);
@@ -466,17 +466,7 @@ describe('UPLOAD_TO_CLOUD', () => {
       second.proc.kill('SIGINT');
       await second.exited;
     });
-    const port = second.multicamPort;
-    await waitFor(
-      async () => {
-        const q = (await sendCommand(HOST, port, 'DEVICE_STATUS')).body as { uploadQueue: UploadItem[]; failedUploadQueue: UploadItem[] };
-        if (q.failedUploadQueue.length) throw new Error(`failed: ${q.failedUploadQueue[0].error}`);
-        return q.uploadQueue.length === 0;
-      },
-      30000,
-      'the resumed upload',
-      50,
-    );
+    await waitGone({ port: second.multicamPort }, fileName);
     assert.ok((await s3.getObject(key)).equals(data), 'byte-identical after the kill');
     const stored = s3.requests.filter((x) => x.write === 'part' && x.status === 200).map((x) => x.partNumber!);
     assert.deepEqual([...new Set(stored)].sort((a, b) => a - b), [1, 2, 3, 4, 5, 6]);
@@ -512,16 +502,7 @@ describe('UPLOAD_TO_CLOUD', () => {
     const upload = async (fileName: string, fields: Partial<CommandFields>): Promise<void> => {
       const r = await sendCommand(HOST, port, 'UPLOAD_TO_CLOUD', { fileName, ...fields });
       assert.equal(r.body.status, 'upload_queued', JSON.stringify(r.body));
-      await waitFor(
-        async () => {
-          const q = (await sendCommand(HOST, port, 'DEVICE_STATUS')).body as { uploadQueue: UploadItem[]; failedUploadQueue: UploadItem[] };
-          if (q.failedUploadQueue.length) throw new Error(`failed: ${q.failedUploadQueue[0].error}`);
-          return q.uploadQueue.length === 0;
-        },
-        20000,
-        `${fileName} over https`,
-        50,
-      );
+      await waitGone({ port }, fileName, 20000);
     };
     await upload(a, { uploadUrl: await secure.presignPut(`tls/${a}`, 600) });
     await upload(b, { s3Bucket: secure.bucket, s3Key: `tls/${b}`, awsAccessKeyId: TEMP_KEY.accessKeyId, awsSecretAccessKey: TEMP_KEY.secretAccessKey, awsSessionToken: TEMP_KEY.sessionToken!, awsRegion: secure.region });
