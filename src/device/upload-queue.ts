@@ -9,6 +9,7 @@
  */
 import { rename } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { Clock } from '../util/clock.js';
 import { readJsonFile, writeFileAtomic } from '../util/atomic.js';
@@ -20,20 +21,8 @@ import { Pacer } from '../upload/pacer.js';
 import { putPresigned, type Md5Policy, type TransferOptions, type UploadResult } from '../upload/http-put.js';
 import { abortMultipart, putS3, type MultipartState } from '../upload/s3-put.js';
 
-/** The upload settings (config `upload`). */
-export interface UploadSettings {
-  s3Endpoint: string | null;
-  allowHttp: boolean;
-  concurrency: number;
-  maxAttempts: number;
-  retryBaseMs: number;
-  retryMaxMs: number;
-  timeoutMs: number;
-  multipartThresholdMB: number;
-  partSizeMB: number;
-  maxBytesPerSecond: number;
-  verifyMd5: string;
-}
+/** The upload settings: config `upload`, one declaration in the schema. */
+export type UploadSettings = Config['upload'];
 
 /** A job as persisted (with its destination, secrets included). */
 interface StoredJob {

@@ -13,6 +13,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { createHash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { PUMP_CHUNK, pumpFile, writeTo } from '../util/file-pump.js';
 import { rawRequestTarget } from './target.js';
 import { fromNetworkError, fromS3Answer, UploadError } from './errors.js';
@@ -64,8 +65,6 @@ const MAX_ERROR_BODY = 64 * 1024;
 
 /** The ETag without quotes, lower-cased. */
 export const bareEtag = (etag: string): string => etag.replace(/"/g, '').trim().toLowerCase();
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** The UploadError for an interrupted transfer. */
 export const abortedError = (): UploadError => new UploadError('upload interrupted (device shutting down)', 'retry', 'Aborted');

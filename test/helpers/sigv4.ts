@@ -262,6 +262,11 @@ interface ParsedAuth {
   expiresS?: number;
 }
 
+/** The fields of a `AKID/date/region/service/aws4_request` credential, already split on '/'. */
+function credentialScope(parts: string[]): { accessKeyId: string; scopeDate: string; scopeRegion: string; scopeService: string; scopeTerminator: string } {
+  return { accessKeyId: parts[0], scopeDate: parts[1], scopeRegion: parts[2], scopeService: parts[3], scopeTerminator: parts[4] };
+}
+
 /**
  * Verify the SigV4 signature of an S3 request. Returns what was authenticated, or the error S3
  * would answer with (status, code, message). `nowMs` is the server clock.
@@ -339,11 +344,7 @@ export function verifySigV4(
     }
     parsed = {
       form,
-      accessKeyId: credParts[0],
-      scopeDate: credParts[1],
-      scopeRegion: credParts[2],
-      scopeService: credParts[3],
-      scopeTerminator: credParts[4],
+      ...credentialScope(credParts),
       signedHeaders: fields.get('SignedHeaders')!.split(';'),
       signature: fields.get('Signature')!,
       amzDate,
@@ -380,11 +381,7 @@ export function verifySigV4(
     }
     parsed = {
       form,
-      accessKeyId: credParts[0],
-      scopeDate: credParts[1],
-      scopeRegion: credParts[2],
-      scopeService: credParts[3],
-      scopeTerminator: credParts[4],
+      ...credentialScope(credParts),
       signedHeaders: query['X-Amz-SignedHeaders'].split(';'),
       signature: query['X-Amz-Signature'],
       amzDate,
