@@ -19,6 +19,16 @@ import { ClockMonitor } from './hw/clock-monitor.js';
 import { createAdvertiser, type Advertiser } from './hw/mdns.js';
 import { MultiCamServer } from './protocols/multicam/server.js';
 import { buildHttpServer } from './http/server.js';
+import { ClipStore } from './device/clips.js';
+import { SessionBook } from './device/sessions.js';
+import { PairingStore } from './device/pairing-store.js';
+import { VarDevice } from './device/var-device.js';
+import { VarNode } from './protocols/var/node.js';
+import { VarClient } from './protocols/var/client.js';
+import { Snapshotter } from './media/snapshot.js';
+import { PreviewHub } from './media/preview.js';
+import { SystemFactsPoller, SiSystemFacts, type SystemFactsReader } from './hw/system-facts.js';
+import { APP_VERSION } from './version.js';
 
 /** Hardware and OS seams; tests pass fakes only where the hardware does not exist. */
 export interface AppSeams {
@@ -27,6 +37,8 @@ export interface AppSeams {
   clock?: Clock;
   disk?: DiskSpace;
   clockReader?: ClockStatusReader;
+  /** Battery, temperature, Wi-Fi (systeminformation + sysfs by default). */
+  systemFacts?: SystemFactsReader;
 }
 
 /** A running unit. */
@@ -37,6 +49,9 @@ export interface App {
   store: SegmentStore;
   multicamPort: number;
   httpPort: number;
+  clips: ClipStore;
+  varNode: VarNode;
+  varClient: VarClient;
   /** Orderly shutdown: stop accepting, finish a running recording, stop capture. */
   stop(): Promise<void>;
 }
@@ -88,6 +103,24 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
       captureAlive: () => capture.status().alive,
     });
     const leftovers = await recorder.load();
+    const clips = new ClipStore({
+      dir: join(dataDir, 'clips'),
+      store,
+      ffmpegPath: config.capture.ffmpegPath,
+      segmentSec: config.segments.durationSec,
+      previewWidth: config.clips.previewWidth,
+      previewBitrateKbps: config.clips.previewBitrateKbps,
+      captureAlive: () => capture.status().alive,
+      clock,
+      log: log.child({ part: 'clips' }),
+    });
+    await clips.load();
+    const book = new SessionBook(dataDir);
+    const crashed = await book.load();
+    if (crashed) {
+      log.warn({ sessionId: crashed.sessionId }, 'a VAR session was open when the unit stopped; its recording is recovered with the others');
+      await book.close(crashed, null, null);
+    }
     const uploads = new UploadQueue({ dataDir, catalog, settings: config.upload, clock, log: log.child({ part: 'upload' }) });
     await uploads.load();
     const lastEndMs = store.latestEndMs();
@@ -101,7 +134,7 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
       minFreeBytes: config.storage.minFreeMB * 1e6,
       retentionMs: config.segments.retentionMinutes * 60000,
       checkMs: config.storage.checkMs,
-      protectFromMs: () => recorder.protectFromMs(),
+      protectFromMs: () => Math.min(recorder.protectFromMs(), clips.protectFromMs()),
       onFull: async (reason) => device?.stopForStorage(reason),
       clock,
       log: log.child({ part: 'storage' }),
@@ -137,14 +170,41 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
     uploads.start();
     stops.push(['uploads', () => uploads.stop()]);
 
+    const facts = new SystemFactsPoller({ reader: seams.systemFacts ?? new SiSystemFacts({ log: log.child({ part: 'sysinfo' }) }), log: log.child({ part: 'sysinfo' }) });
+    await facts.refresh();
+    facts.start();
+    stops.push(['sysinfo', async () => facts.stop()]);
+    const varDevice = new VarDevice({
+      device: dev,
+      capture,
+      store,
+      clips,
+      book,
+      storage,
+      facts,
+      camera: config.camera,
+      markClock: config.var.markClock as 'device' | 'coordinator',
+      segmentSec: config.segments.durationSec,
+      clock,
+      log: log.child({ part: 'var' }),
+    });
+
     step();
     const multicam = new MultiCamServer({ ...config.multicam, device: dev, clock, log: log.child({ part: 'multicam' }) });
     const { port: multicamPort } = await multicam.listen();
     stops.push(['multicam', () => multicam.close()]);
 
     step();
+    const snapshot = new Snapshotter({ store, ffmpegPath: config.capture.ffmpegPath, log: log.child({ part: 'snapshot' }), clock });
+    const preview = new PreviewHub({ store, ffmpegPath: config.capture.ffmpegPath, log: log.child({ part: 'preview' }) });
+    stops.push(['preview', async () => preview.close()]);
+    let varClient: VarClient | null = null;
+    let varNode: VarNode | null = null;
     const http = buildHttpServer({
       log: log.child({ part: 'http' }),
+      clips,
+      snapshot,
+      preview,
       health: () => {
         const cap = capture.status();
         const cs = clockMonitor.current();
@@ -160,12 +220,50 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
           storage: { freeMB: storage.freeBytes() === null ? null : Math.round(storage.freeBytes()! / 1e6), error: storage.error() },
           recording: dev.isRecording(),
           uploads: { queued: snap.uploadQueue.length, failed: snap.failedUploadQueue.length, uploading: uploads.busy() },
+          coordinator: varNode && varClient ? { ...varClient.view(), ...varNode.view() } : null,
+          clips: clips.list().length,
         };
       },
     });
     await http.listen({ port: config.http.port, host: config.http.host });
     const httpPort = (http.server.address() as { port: number }).port;
     stops.push(['http', () => http.close()]);
+
+    step();
+    const pairing = new PairingStore(dataDir, config.var.coordinator, log.child({ part: 'var' }));
+    await pairing.load();
+    const node = new VarNode({
+      deviceId,
+      deviceName: config.var.deviceName ?? `arenacam-${deviceId.slice(0, 4)}`,
+      appVersion: APP_VERSION,
+      maxMessageBytes: config.var.maxMessageBytes,
+      httpPort: () => httpPort,
+      advertisedHost: config.var.advertisedHost,
+      device: varDevice,
+      pairing,
+      now: () => clock.now(),
+      log: log.child({ part: 'var' }),
+    });
+    node.setAssignedName(pairing.assignedName());
+    varDevice.onSessionEnded((sessionId, stoppedAtMs, fileName) => node.sessionEnded(sessionId, stoppedAtMs, fileName));
+    const client = new VarClient({
+      node,
+      target: async () => {
+        await pairing.load();
+        const t = pairing.target();
+        // Without a key or a token there is nothing to say to the coordinator: wait for a link.
+        return t && (pairing.key() || t.token) ? t : null;
+      },
+      reconnectMinMs: config.var.reconnectMinMs,
+      reconnectMaxMs: config.var.reconnectMaxMs,
+      maxMessageBytes: config.var.maxMessageBytes,
+      statusIntervalMs: config.var.statusIntervalMs,
+      log: log.child({ part: 'var' }),
+    });
+    varNode = node;
+    varClient = client;
+    client.start();
+    stops.push(['var', () => client.stop()]);
 
     step();
     if (config.mdns.enabled) {
@@ -182,6 +280,9 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
       store,
       multicamPort,
       httpPort,
+      clips,
+      varNode: node,
+      varClient: client,
       stop: async () => {
         log.info('arenacam stopping');
         await stopAll();

@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 /** Command-line entry: `arenacam serve [--config FILE]`, `arenacam config` (print the effective config). */
+import { mkdir } from 'node:fs/promises';
 import { loadConfig, ConfigError } from './config/load.js';
 import { createLogger } from './log.js';
 import { startApp } from './app.js';
 import { sendMultiCam } from './protocols/multicam/client.js';
+import { savePairLink } from './device/pairing-store.js';
 
 const USAGE = `usage:
   arenacam serve [--config FILE]     run the device (config: YAML or JSON; ARENACAM_* env overrides)
@@ -11,6 +13,9 @@ const USAGE = `usage:
   arenacam status [HOST[:PORT]]      ask a device for its status (default 127.0.0.1:8080)
   arenacam record start|stop [HOST[:PORT]] [--in SECONDS]
                                      start (optionally scheduled) or stop a recording
+  arenacam pair LINK [--config FILE] pair with a VAR coordinator: LINK is the QR code's
+                                     var://pair?host=…&port=…&token=… (or a ws:// URL);
+                                     a running unit picks it up within seconds
 `;
 
 function parseArgs(argv: string[]): { cmd: string | undefined; configFile: string | undefined } {
@@ -57,8 +62,15 @@ async function main(): Promise<number> {
   const first = process.argv[2];
   if (first === 'status' || first === 'record') return client(process.argv.slice(2));
   let args;
+  let link: string | undefined;
   try {
-    args = parseArgs(process.argv.slice(2));
+    const argv = process.argv.slice(2);
+    if (first === 'pair') {
+      link = argv[1];
+      if (!link || link.startsWith('-')) throw new ConfigError('pair', 'needs the pairing link\n' + USAGE);
+      argv.splice(1, 1);
+    }
+    args = parseArgs(argv);
   } catch (err) {
     process.stderr.write(`${(err as Error).message}\n`);
     return 2;
@@ -76,6 +88,16 @@ async function main(): Promise<number> {
   }
   if (args.cmd === 'config') {
     process.stdout.write(JSON.stringify(config, null, 2) + '\n');
+    return 0;
+  }
+  if (args.cmd === 'pair' && link) {
+    await mkdir(config.dataDir, { recursive: true });
+    const r = await savePairLink(config.dataDir, link, Date.now());
+    if ('error' in r) {
+      process.stderr.write(`arenacam: ${r.error}\n`);
+      return 2;
+    }
+    process.stdout.write(`pairing link saved for ${r.url} (in ${config.dataDir}/var-link.json); the unit pairs at its next attempt\n`);
     return 0;
   }
   if (args.cmd !== 'serve') {

@@ -10,6 +10,8 @@ export interface CaptureRunSpec {
   runBase: number;
   /** Folder for segments and the run's CSV index. */
   dir: string;
+  /** Scale frames to this size (for sources whose own size cannot be chosen). */
+  scaleTo?: { width: number; height: number };
 }
 
 /** File name pattern of a run's segments (ffmpeg numbering) and its CSV index. */
@@ -71,7 +73,8 @@ export function buildCaptureArgs(spec: CaptureRunSpec): string[] {
   const stamp = `settb=1/1000000,setpts=RTCTIME-${runBase}000000`;
   // Stream copy cannot filter: stamp packets with the wall clock as they are read instead.
   const copy = encoder.codec === 'copy';
-  const filter = copy ? [] : ['-vf', stamp];
+  const scale = spec.scaleTo ? `,scale=${spec.scaleTo.width}:${spec.scaleTo.height}` : '';
+  const filter = copy ? [] : ['-vf', stamp + scale];
   const preInput = copy ? ['-use_wallclock_as_timestamps', '1', '-itsoffset', `-${runBase}`] : [];
   return [
     '-hide_banner', '-nostdin', '-loglevel', 'warning',

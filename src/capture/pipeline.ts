@@ -19,6 +19,14 @@ export interface CaptureHealth {
   lastSegmentAtMs: number | null;
 }
 
+/** The capture settings a VAR start_record profile may change. */
+export interface CaptureProfile {
+  width: number;
+  height: number;
+  fps: number;
+  bitrateKbps: number;
+}
+
 /** Options of the pipeline. */
 export interface CaptureOptions {
   config: Config;
@@ -55,18 +63,61 @@ export class CapturePipeline extends EventEmitter {
   private rotating = false;
   private readonly pidFile: string;
   private readonly setpriv: string | null;
+  private profile: CaptureProfile;
+  private runBase = 0;
 
   constructor(private readonly o: CaptureOptions) {
     super();
     this.backoffMs = o.config.capture.restartMinMs;
     this.pidFile = join(o.config.dataDir, 'capture.pid');
     this.setpriv = o.setprivPath === undefined ? findSetpriv() : o.setprivPath;
+    const { camera, encoder } = o.config;
+    this.profile = { width: camera.width, height: camera.height, fps: camera.fps, bitrateKbps: encoder.bitrateKbps };
     if (!this.setpriv) o.log.warn('util-linux setpriv not found: ffmpeg may outlive a crashed daemon (it is reaped at the next start)');
   }
 
   /** Current health (a copy). */
   status(): CaptureHealth {
     return { ...this.health };
+  }
+
+  /** The settings capture runs with now. */
+  currentProfile(): CaptureProfile {
+    return { ...this.profile };
+  }
+
+  /** The run base of the running (or last) ffmpeg run; segments of one run join without a gap. */
+  currentRunBase(): number {
+    return this.runBase;
+  }
+
+  /**
+   * Run with `p` from now on. ffmpeg is restarted (a new run) only when something differs;
+   * resolves true when it was. Settings a source cannot change are reported by `unchangeable`.
+   */
+  applyProfile(p: CaptureProfile): { restarted: boolean; unchangeable: string[] } {
+    const { config, log } = this.o;
+    const unchangeable: string[] = [];
+    const next = { ...p };
+    if (config.encoder.codec === 'copy') {
+      if (p.width !== this.profile.width || p.height !== this.profile.height || p.fps !== this.profile.fps || p.bitrateKbps !== this.profile.bitrateKbps) {
+        unchangeable.push('resolution', 'fps', 'bitrate');
+      }
+      return { restarted: false, unchangeable };
+    }
+    if (config.camera.source === 'ffmpeg' && p.fps !== this.profile.fps) {
+      unchangeable.push('fps');
+      next.fps = this.profile.fps;
+    }
+    const same = (Object.keys(next) as Array<keyof CaptureProfile>).every((k) => next[k] === this.profile[k]);
+    if (same) return { restarted: false, unchangeable };
+    log.info({ from: this.profile, to: next }, 'capture settings change; restarting ffmpeg');
+    this.profile = next;
+    if (this.child && !this.rotating) {
+      this.rotating = true;
+      void this.child.stop(config.capture.stopGraceMs);
+    }
+    return { restarted: true, unchangeable };
   }
 
   /** Kill an ffmpeg left behind by a previous daemon that died without stopping it. */
@@ -107,11 +158,16 @@ export class CapturePipeline extends EventEmitter {
     let runBase = Math.floor(this.o.clock.now() / 1000);
     const last = this.o.store.all().at(-1);
     if (last && runBase <= last.runBase) runBase = last.runBase + 1;
+    if (runBase <= this.runBase) runBase = this.runBase + 1;
+    this.runBase = runBase;
+    const { width, height, fps, bitrateKbps } = this.profile;
+    const scaled = config.camera.source === 'ffmpeg' && (width !== config.camera.width || height !== config.camera.height);
     let args: string[];
     try {
       args = buildCaptureArgs({
-        camera: config.camera,
-        encoder: config.encoder,
+        camera: { ...config.camera, width, height, fps },
+        encoder: { ...config.encoder, bitrateKbps },
+        scaleTo: scaled ? { width, height } : undefined,
         segmentSec: config.segments.durationSec,
         runBase,
         dir: this.o.store.dir,

@@ -91,6 +91,24 @@ export const schema = {
     }),
     maxBytesPerSecond: f('integer', 0, 'Upload bandwidth cap in bytes/s so Wi-Fi uploads do not starve capture; 0 = no cap', { min: 0 }),
   },
+  var: {
+    coordinator: f('string|null', null, 'VAR coordinator: ws://host:8765/ws, or a pairing link var://pair?host=…&port=…&token=… (also: arenacam pair <link>); null = no VAR link'),
+    deviceName: f('string|null', null, 'Name shown to the coordinator; null = arenacam-<first 4 of deviceId>'),
+    advertisedHost: f('string|null', null, 'Address put in clip URLs; null = this unit\'s address on the coordinator connection'),
+    statusIntervalMs: f('integer', 2000, 'status message period', { min: 200 }),
+    reconnectMinMs: f('integer', 500, 'First reconnect delay; doubles per failure, with jitter', { min: 10 }),
+    reconnectMaxMs: f('integer', 30000, 'Largest reconnect delay', { min: 10 }),
+    maxMessageBytes: f('integer', 65536, 'Largest accepted WebSocket frame', { min: 1024 }),
+    markClock: f('string', 'device', 'Mark instant used for clip windows: device = this unit\'s clock at reception; coordinator = the mark\'s coordinatorTs', {
+      enum: ['device', 'coordinator'],
+    }),
+  },
+  clips: {
+    preRollMs: f('integer', 10000, 'Clip window before a local (button) mark; request_clip without fromMs uses the coordinator default 10 s', { min: 0, max: 600000 }),
+    postRollMs: f('integer', 5000, 'Clip window after a local (button) mark; request_clip without toMs uses the coordinator default 5 s', { min: 0, max: 600000 }),
+    previewWidth: f('integer', 640, 'Width of quality "preview" clips (re-encoded H.264, height keeps the aspect)', { min: 16 }),
+    previewBitrateKbps: f('integer', 1000, 'Bitrate of quality "preview" clips', { min: 100 }),
+  },
   capture: {
     restartMinMs: f('integer', 500, 'First restart delay after ffmpeg dies', { min: 10 }),
     restartMaxMs: f('integer', 30000, 'Largest restart delay', { min: 10 }),

@@ -47,8 +47,14 @@ export class Device implements DeviceApi {
   private startTimer: NodeJS.Timeout | null = null;
   private stopping: Promise<StopResult> | null = null;
   private recovering: Promise<void> | null = null;
+  private readonly stopListeners: Array<(r: StopResult) => void> = [];
 
   constructor(private readonly d: DeviceDeps) {}
+
+  /** Be told whenever a recording ends, whoever stopped it (MultiCam, VAR, a full disk, shutdown). */
+  onStopped(listener: (r: StopResult) => void): void {
+    this.stopListeners.push(listener);
+  }
 
   /** Finish what an earlier run left (crash or full disk), then keep going; never twice at once. */
   recover(leftovers: Array<{ startMs: number; stopMs: number | null }>, lastEndMs: number | null): Promise<void> {
@@ -164,9 +170,14 @@ export class Device implements DeviceApi {
     if (this.phase === 'idle' || !this.d.recorder.active) {
       return Promise.resolve({ kind: 'error', message: 'not recording' });
     }
-    this.stopping = this.doStop(atMs).finally(() => {
-      this.stopping = null;
-    });
+    this.stopping = this.doStop(atMs)
+      .then((r) => {
+        for (const l of this.stopListeners) l(r);
+        return r;
+      })
+      .finally(() => {
+        this.stopping = null;
+      });
     return this.stopping;
   }
 
@@ -193,7 +204,7 @@ export class Device implements DeviceApi {
     this.phase = 'stopping';
     try {
       const info = await recorder.finishActive(stopMs);
-      return { kind: 'stopped', fileName: info.fileName, fileSize: info.fileSize };
+      return { kind: 'stopped', fileName: info.fileName, fileSize: info.fileSize, firstFrameMs: info.firstFrameMs, lastFrameMs: info.lastFrameMs };
     } catch (err) {
       const kept = !(err instanceof AssemblyError && err.code === 'NO_FOOTAGE');
       const message = `recording could not be finished: ${(err as Error).message}${kept ? '; the footage is kept and the file will be finished automatically' : ''}`;

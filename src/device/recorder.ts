@@ -34,6 +34,9 @@ export interface RecorderOptions {
   captureAlive: () => boolean;
 }
 
+/** A finished recording with the capture times of its first and last frame. */
+export type FinishedRecording = RecordingInfo & { firstFrameMs: number; lastFrameMs: number };
+
 /** Owns the active range and turns finished ranges into catalog files. */
 export class Recorder {
   private state: Persisted = { active: null, pending: [] };
@@ -88,7 +91,7 @@ export class Recorder {
    * Finish the active range [start, stopMs]: wait for the segment holding stopMs, assemble, add
    * to the catalog. On a full disk the range is kept as pending and the error is rethrown.
    */
-  async finishActive(stopMs: number): Promise<RecordingInfo> {
+  async finishActive(stopMs: number): Promise<FinishedRecording> {
     const active = this.state.active;
     if (!active) throw new Error('not recording');
     try {
@@ -108,7 +111,7 @@ export class Recorder {
   }
 
   /** Finish a range left by an earlier run (crash) or pending for space. */
-  async finishLeftover(range: { startMs: number; stopMs: number | null }, fallbackStopMs: number): Promise<RecordingInfo> {
+  async finishLeftover(range: { startMs: number; stopMs: number | null }, fallbackStopMs: number): Promise<FinishedRecording> {
     const stopMs = range.stopMs ?? fallbackStopMs;
     const info = await this.assemble(range.startMs, stopMs);
     this.state.pending = this.state.pending.filter((p) => p.startMs !== range.startMs);
@@ -134,7 +137,7 @@ export class Recorder {
    * assembly starts at once with the segments already finished and takes the rest as they come
    * (from one capture run), so the reply follows the last segment closely.
    */
-  private async assemble(startMs: number, stopMs: number, live = false): Promise<RecordingInfo> {
+  private async assemble(startMs: number, stopMs: number, live = false): Promise<FinishedRecording> {
     const { store, catalog, log } = this.o;
     const fileName = catalog.uniqueName(startMs);
     const t = performance.now();
@@ -181,6 +184,6 @@ export class Recorder {
       },
       'recording finished',
     );
-    return info;
+    return { ...info, firstFrameMs: res.firstFrameMs, lastFrameMs: res.lastFrameMs };
   }
 }

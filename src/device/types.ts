@@ -65,7 +65,9 @@ export type StartResult =
   | { kind: 'error'; message: string };
 
 /** Result of a STOP request (resolved only when the file is complete). */
-export type StopResult = { kind: 'stopped'; fileName: string; fileSize: number } | { kind: 'error'; message: string };
+export type StopResult =
+  | { kind: 'stopped'; fileName: string; fileSize: number; firstFrameMs?: number; lastFrameMs?: number }
+  | { kind: 'error'; message: string };
 
 /** An open handle to a recording for streaming; release() when done (keeps it from deletion meanwhile). */
 export interface RecordingHandle {

@@ -17,6 +17,8 @@ export interface AssemblyResult {
   /** Capture time of the last frame (epoch ms). */
   lastFrameMs: number;
   frames: number;
+  /** Presentation length of the file from its sample table: first displayed frame to the end of the last. */
+  durationMs: number;
 }
 
 /** A range request over the store. */
@@ -115,7 +117,10 @@ export async function assembleRange(req: AssemblyRequest): Promise<AssemblyResul
     await rename(part, req.outPath);
     await fsyncDir(dirname(req.outPath));
     const size = (await stat(req.outPath)).size;
+    const lastI = track.sampleCount - 1;
+    const lastDur = track.mediaDuration > track.sampleDts[lastI] ? track.mediaDuration - track.sampleDts[lastI] : lastI > 0 ? track.sampleDts[lastI] - track.sampleDts[lastI - 1] : 0;
     return {
+      durationMs: ((samplePts(track, lastI) + lastDur - samplePts(track, first)) / track.mediaTimescale) * 1000,
       path: req.outPath,
       size,
       firstFrameMs: wall(first),

@@ -1,0 +1,285 @@
+/** Clips: time windows around a mark cut from the segment store (stream copy), kept in their own catalog. */
+import { mkdir, readdir, stat, unlink, rename } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import type { Logger } from '../log.js';
+import type { Clock } from '../util/clock.js';
+import type { Segment, SegmentStore } from '../capture/segment-store.js';
+import { assembleRange, AssemblyError } from '../media/assemble.js';
+import { transcodePreview } from '../media/preview-clip.js';
+import { readJsonFile, writeFileAtomic } from '../util/atomic.js';
+import type { RecordingHandle } from './types.js';
+
+/** Clip ids this catalog accepts (its own and a coordinator's): safe as a file name. */
+export const CLIP_ID_RE = /^[A-Za-z0-9_-]{1,128}$/;
+
+/** A finished clip. */
+export interface ClipInfo {
+  clipId: string;
+  markId: string;
+  sessionId: string | null;
+  quality: 'original' | 'preview';
+  /** The requested window, epoch ms. */
+  fromMs: number;
+  toMs: number;
+  /** Capture times of the first and last frame in the file. */
+  firstFrameMs: number;
+  lastFrameMs: number;
+  durationMs: number;
+  sizeBytes: number;
+  createdAtMs: number;
+}
+
+/** A clip request, resolved to absolute times. */
+export interface ClipRequest {
+  clipId: string | null;
+  markId: string;
+  sessionId: string | null;
+  fromMs: number;
+  toMs: number;
+  quality: 'original' | 'preview';
+}
+
+/** Why a clip could not be made; `code` goes on the wire. */
+export class ClipError extends Error {
+  constructor(
+    readonly code: 'CLIP_EXPORT_FAILED' | 'LOW_STORAGE' | 'NO_FOOTAGE' | 'DUPLICATE_CLIP_ID',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ClipError';
+  }
+}
+
+/** Options of the clip catalog. */
+export interface ClipStoreOptions {
+  dir: string;
+  store: SegmentStore;
+  ffmpegPath: string;
+  segmentSec: number;
+  previewWidth: number;
+  previewBitrateKbps: number;
+  /** Is capture running (decides how long to wait for the post-roll)? */
+  captureAlive: () => boolean;
+  clock: Clock;
+  log: Logger;
+}
+
+/** The clip catalog: clips/<clipId>.mp4 plus clips.json; the network reaches clips only by exact id. */
+export class ClipStore {
+  private readonly entries = new Map<string, ClipInfo>();
+  private readonly inFlight = new Map<string, { fromMs: number; done: Promise<ClipInfo> }>();
+  private readonly openCount = new Map<string, number>();
+  private readonly indexPath: string;
+
+  constructor(private readonly o: ClipStoreOptions) {
+    this.indexPath = join(o.dir, 'clips.json');
+  }
+
+  /** Load clips.json, keeping only entries whose file exists; stray temporary files are removed. */
+  async load(): Promise<void> {
+    await mkdir(this.o.dir, { recursive: true });
+    const saved = await readJsonFile<ClipInfo[]>(this.indexPath, []);
+    const names = new Set(await readdir(this.o.dir));
+    for (const n of names) if (n.startsWith('.')) await unlink(join(this.o.dir, n)).catch(() => undefined);
+    for (const c of saved) {
+      if (CLIP_ID_RE.test(c.clipId) && names.has(`${c.clipId}.mp4`)) this.entries.set(c.clipId, c);
+      else this.o.log.warn({ clipId: c.clipId }, 'clip listed but missing on disk; dropped from the list');
+    }
+  }
+
+  private async save(): Promise<void> {
+    await writeFileAtomic(this.indexPath, JSON.stringify([...this.entries.values()], null, 1));
+  }
+
+  /** All clips, oldest first. */
+  list(): ClipInfo[] {
+    return [...this.entries.values()].sort((a, b) => a.createdAtMs - b.createdAtMs);
+  }
+
+  /** A clip by id. */
+  get(clipId: string): ClipInfo | null {
+    return this.entries.get(clipId) ?? null;
+  }
+
+  /** Earliest instant a clip being made still needs from the store (retention must keep it). */
+  protectFromMs(): number {
+    let min = Infinity;
+    for (const f of this.inFlight.values()) min = Math.min(min, f.fromMs);
+    return min;
+  }
+
+  /** Open a clip by exact id for download; null for anything not in the catalog. */
+  async open(clipId: string): Promise<RecordingHandle | null> {
+    if (!CLIP_ID_RE.test(clipId) || !this.entries.has(clipId)) return null;
+    const path = join(this.o.dir, `${clipId}.mp4`);
+    const st = await stat(path).catch(() => null);
+    if (!st) return null;
+    this.openCount.set(clipId, (this.openCount.get(clipId) ?? 0) + 1);
+    let released = false;
+    return {
+      path,
+      fileName: `${clipId}.mp4`,
+      size: st.size,
+      release: () => {
+        if (released) return;
+        released = true;
+        const n = (this.openCount.get(clipId) ?? 1) - 1;
+        if (n > 0) this.openCount.set(clipId, n);
+        else this.openCount.delete(clipId);
+      },
+    };
+  }
+
+  /**
+   * Make the clip [fromMs, toMs] (waiting for the end to be captured). A repeated request with the
+   * same id and window gets the same clip; the same id for something else is refused.
+   */
+  async export(req: ClipRequest): Promise<ClipInfo> {
+    if (req.clipId !== null && !CLIP_ID_RE.test(req.clipId)) throw new ClipError('CLIP_EXPORT_FAILED', 'clipId may hold only A-Z a-z 0-9 _ - (1-128 characters)');
+    if (req.clipId !== null) {
+      const have = this.entries.get(req.clipId);
+      if (have) {
+        if (have.markId === req.markId && have.fromMs === req.fromMs && have.toMs === req.toMs && have.quality === req.quality) return have;
+        throw new ClipError('DUPLICATE_CLIP_ID', `clipId ${req.clipId} is already used by another clip`);
+      }
+      const running = this.inFlight.get(req.clipId);
+      if (running) return running.done;
+    }
+    const clipId = req.clipId ?? `CLIP-${randomBytes(16).toString('base64url')}`;
+    const done = this.make(clipId, req);
+    this.inFlight.set(clipId, { fromMs: req.fromMs, done });
+    try {
+      return await done;
+    } finally {
+      this.inFlight.delete(clipId);
+    }
+  }
+
+  private async make(clipId: string, req: ClipRequest): Promise<ClipInfo> {
+    const { store, log, clock } = this.o;
+    const t = performance.now();
+    const out = join(this.o.dir, `${clipId}.mp4`);
+    // The segments of one capture run: a clip never spans an ffmpeg restart (settings may differ).
+    const known = store.overlapping(req.fromMs, req.toMs);
+    const latest = store.all().at(-1);
+    const base = known.find((s) => s.startMs <= (req.fromMs + req.toMs) / 2 && s.endMs > (req.fromMs + req.toMs) / 2) ?? known.at(-1) ?? latest;
+    if (!base) throw new ClipError('NO_FOOTAGE', 'no footage has been captured yet');
+    const segments = known.filter((s) => s.runBase === base.runBase);
+    if (segments.length && segments[0].startMs > req.fromMs + 1) {
+      log.warn({ clipId, fromMs: req.fromMs, firstMs: segments[0].startMs }, 'the start of the clip window is no longer (or not) in the segment store; the clip starts later');
+    }
+    const waitMs = this.o.captureAlive() ? this.o.segmentSec * 3000 + 3000 : 500;
+    let waitedOut = false;
+    const next = async (after: Segment): Promise<Segment | null> => {
+      // Until the window end is reached, wait as long as it takes capture to get there.
+      const untilEnd = Math.max(0, req.toMs - clock.now());
+      const s = await store.nextAfter(after, untilEnd + waitMs);
+      if (!s) waitedOut = true;
+      return s;
+    };
+    let segs = segments;
+    if (segs.length === 0) {
+      // Nothing of the window captured yet (a window in the future): wait for its first segment.
+      const first = await this.firstSegmentFrom(req.fromMs, Math.max(0, req.fromMs - clock.now()) + waitMs);
+      if (!first) throw new ClipError('NO_FOOTAGE', 'no footage was captured in the requested window');
+      segs = [first];
+    }
+    const quality = req.quality;
+    const target = quality === 'preview' ? join(this.o.dir, `.${clipId}.original.mp4`) : out;
+    let res;
+    try {
+      res = await assembleRange({ segments: segs, next, startMs: req.fromMs, stopMs: req.toMs, outPath: target, ffmpegPath: this.o.ffmpegPath });
+    } catch (err) {
+      throw toClipError(err);
+    }
+    let sizeBytes = res.size;
+    const copiedMs = performance.now() - t;
+    if (quality === 'preview') {
+      try {
+        sizeBytes = await transcodePreview({ input: target, output: out, width: this.o.previewWidth, bitrateKbps: this.o.previewBitrateKbps, ffmpegPath: this.o.ffmpegPath });
+      } catch (err) {
+        throw toClipError(err);
+      } finally {
+        await unlink(target).catch(() => undefined);
+      }
+    }
+    if (waitedOut) log.warn({ clipId, toMs: req.toMs }, 'the end of the clip window was not captured in time; the clip ends at the last frame captured');
+    const info: ClipInfo = {
+      clipId,
+      markId: req.markId,
+      sessionId: req.sessionId,
+      quality,
+      fromMs: req.fromMs,
+      toMs: req.toMs,
+      firstFrameMs: res.firstFrameMs,
+      lastFrameMs: res.lastFrameMs,
+      durationMs: Math.round(res.durationMs),
+      sizeBytes,
+      createdAtMs: clock.now(),
+    };
+    this.entries.set(clipId, info);
+    try {
+      await this.save();
+    } catch (err) {
+      this.entries.delete(clipId);
+      await unlink(out).catch(() => undefined);
+      throw toClipError(err);
+    }
+    log.info(
+      {
+        clipId,
+        markId: req.markId,
+        quality,
+        frames: res.frames,
+        durationMs: info.durationMs,
+        sizeBytes,
+        firstFrameOffsetMs: +(res.firstFrameMs - req.fromMs).toFixed(2),
+        copyMs: Math.round(copiedMs),
+        totalMs: Math.round(performance.now() - t),
+      },
+      'clip ready',
+    );
+    return info;
+  }
+
+  private firstSegmentFrom(fromMs: number, timeoutMs: number): Promise<Segment | null> {
+    const find = () => this.o.store.all().find((s) => s.endMs > fromMs) ?? null;
+    const have = find();
+    if (have) return Promise.resolve(have);
+    return new Promise((resolve) => {
+      const onSeg = () => {
+        const s = find();
+        if (!s) return;
+        clearTimeout(timer);
+        this.o.store.off('segment', onSeg);
+        resolve(s);
+      };
+      const timer = setTimeout(() => {
+        this.o.store.off('segment', onSeg);
+        resolve(null);
+      }, timeoutMs);
+      this.o.store.on('segment', onSeg);
+    });
+  }
+
+  /** Remove a clip (its file goes at once; a download already running keeps its open descriptor). */
+  async remove(clipId: string): Promise<boolean> {
+    if (!this.entries.delete(clipId)) return false;
+    await this.save();
+    const path = join(this.o.dir, `${clipId}.mp4`);
+    await rename(path, join(this.o.dir, `.${clipId}.deleted`)).catch(() => undefined);
+    await unlink(join(this.o.dir, `.${clipId}.deleted`)).catch(() => undefined);
+    return true;
+  }
+}
+
+function toClipError(err: unknown): ClipError {
+  if (err instanceof ClipError) return err;
+  const e = err as NodeJS.ErrnoException;
+  if ((err instanceof AssemblyError && err.code === 'ENOSPC') || e.code === 'ENOSPC' || /No space left/i.test(e.message ?? '')) {
+    return new ClipError('LOW_STORAGE', 'not enough free space to write the clip');
+  }
+  if (err instanceof AssemblyError && err.code === 'NO_FOOTAGE') return new ClipError('NO_FOOTAGE', err.message);
+  return new ClipError('CLIP_EXPORT_FAILED', (e.message ?? String(err)).slice(0, 300));
+}

@@ -1,0 +1,325 @@
+/** The VAR camera node: pairing/auth and command handling over one connection, free of sockets. */
+import type { Logger } from '../../log.js';
+import {
+  buildOutbound,
+  parseInbound,
+  readDisconnect,
+  readMark,
+  readPairAccept,
+  readPairReject,
+  readRequestClip,
+  readStartRecord,
+  type Inbound,
+} from './messages.js';
+
+/** A refusal with a wire code. */
+export interface VarFailure {
+  ok: false;
+  code: string;
+  message: string;
+}
+
+/** A start_record as the device sees it. */
+export interface StartRequest {
+  sessionId: string | null;
+  profile: { width: number | null; height: number | null; fps: number | null; bitrateBps: number | null } | null;
+  meta: Record<string, unknown>;
+}
+
+/** What the node asks of the device (implemented in device/, over the segment store and catalogs). */
+export interface VarDeviceApi {
+  capabilities(): { maxResolution: string; maxFps: number; segmentRecording: boolean };
+  status(): { battery: number | null; temperature: number | null; freeSpaceMB: number | null; isRecording: boolean; signalStrength: number | null; sessionId: string | null };
+  startSession(req: StartRequest): Promise<{ ok: true; sessionId: string | null; startedAtMs: number } | VarFailure>;
+  stopSession(sessionId: string | null): Promise<{ ok: true; sessionId: string | null; stoppedAtMs: number | null; fileName: string | null } | VarFailure>;
+  mark(m: { markId: string; coordinatorTs: number | null; note: string | null; deviceTs: number; sessionId: string | null }): Promise<void>;
+  requestClip(r: { markId: string; fromMs: number; toMs: number; quality: 'original' | 'preview'; clipId: string | null; sessionId: string | null }): Promise<
+    { ok: true; clipId: string; durationMs: number; sizeBytes: number } | VarFailure
+  >;
+}
+
+/** Pairing persistence as the node needs it. */
+export interface PairingApi {
+  key(): string | null;
+  token(): string | null;
+  paired(key: string, assignedName: string | null, token: string | null): Promise<void>;
+  forgetKey(why: string): Promise<void>;
+  rejected(token: string | null, reason: string): Promise<void>;
+}
+
+/** Where the node is in its life with the coordinator. */
+export type LinkState = 'disconnected' | 'connecting' | 'pairing' | 'authenticating' | 'ready' | 'needs_pairing';
+
+/** What the node needs from the connection it runs on. */
+export interface Connection {
+  send(text: string): void;
+  /** Close; `retry` false = do not reconnect until the pairing target changes. */
+  close(reason: string, retry: boolean): void;
+  /** The unit's address on this connection (for clip URLs). */
+  localAddress: string;
+}
+
+/** Node options. */
+export interface VarNodeOptions {
+  deviceId: string;
+  deviceName: string;
+  appVersion: string;
+  maxMessageBytes: number;
+  httpPort: () => number;
+  advertisedHost: string | null;
+  device: VarDeviceApi;
+  pairing: PairingApi;
+  now: () => number;
+  log: Logger;
+}
+
+/** Messages queued while the link is down (results must reach the coordinator after a reconnect). */
+const OUTBOX_MAX = 200;
+const COMMANDS = new Set(['start_record', 'stop_record', 'mark', 'request_clip']);
+const QUIET = new Set(['auth_ok', 'hello', 'hello_ack', 'welcome', 'status_ack', 'pong']);
+
+/** One VAR node; the client feeds it connections and messages. */
+export class VarNode {
+  private conn: Connection | null = null;
+  private linkState: LinkState = 'disconnected';
+  private pendingToken: string | null = null;
+  private readonly outbox: string[] = [];
+  private readonly unknownSeen = new Set<string>();
+  private lastReject: { reason: string; atMs: number } | null = null;
+  private assignedName: string | null = null;
+
+  constructor(private readonly o: VarNodeOptions) {}
+
+  /** Link state, last rejection and the name the coordinator gave. */
+  view(): { state: LinkState; assignedName: string | null; lastReject: { reason: string; atMs: number } | null; queued: number } {
+    return { state: this.linkState, assignedName: this.assignedName, lastReject: this.lastReject, queued: this.outbox.length };
+  }
+
+  /** Set the name the coordinator gave (loaded from disk). */
+  setAssignedName(name: string | null): void {
+    this.assignedName = name;
+  }
+
+  /** A connection opened: hello, then auth with the key or pair with the token. */
+  onOpen(conn: Connection): void {
+    this.conn = conn;
+    const caps = this.o.device.capabilities();
+    this.emit('hello', { deviceName: this.o.deviceName, platform: 'linux', appVersion: this.o.appVersion, capabilities: caps });
+    const key = this.o.pairing.key();
+    const token = this.o.pairing.token();
+    if (key) {
+      this.linkState = 'authenticating';
+      this.emit('auth', { deviceKey: key });
+    } else if (token) {
+      this.linkState = 'pairing';
+      this.pendingToken = token;
+      this.emit('pair_request', { pairToken: token, deviceName: this.o.deviceName });
+    } else {
+      this.linkState = 'needs_pairing';
+      this.o.log.warn('not paired and no pairing token: give a pairing link (var.coordinator or `arenacam pair <link>`)');
+      conn.close('no pairing token', false);
+    }
+  }
+
+  /** The connection closed. */
+  onClose(): void {
+    this.conn = null;
+    if (this.linkState !== 'needs_pairing') this.linkState = 'disconnected';
+  }
+
+  /** Mark the node as connecting (for status views). */
+  connecting(): void {
+    if (this.linkState !== 'needs_pairing') this.linkState = 'connecting';
+  }
+
+  /** A binary frame: not part of the protocol. */
+  onBinary(): void {
+    this.o.log.warn('binary WebSocket frame from the coordinator ignored');
+    this.emit('error', { code: 'BAD_MESSAGE', message: 'binary frames are not part of the VAR protocol; send JSON text' });
+  }
+
+  /** Periodic status; only once paired/authenticated (the coordinator drops it otherwise). */
+  tick(): void {
+    if (this.linkState !== 'ready') return;
+    const s = this.o.device.status();
+    const { sessionId, ...payload } = s;
+    this.emit('status', payload, sessionId);
+  }
+
+  /** One text frame from the coordinator. */
+  onMessage(text: string): void {
+    const parsed = parseInbound(text, this.o.maxMessageBytes);
+    if (!parsed.ok) {
+      this.o.log.warn({ code: parsed.code, type: parsed.type, error: parsed.message }, 'bad message from the coordinator');
+      this.emit('error', { code: parsed.code, message: parsed.message });
+      return;
+    }
+    const msg = parsed.msg;
+    try {
+      this.dispatch(msg);
+    } catch (err) {
+      this.o.log.error({ type: msg.type, err: (err as Error).message }, 'message handling failed');
+      this.emit('error', { code: 'INTERNAL', message: (err as Error).message });
+    }
+  }
+
+  private dispatch(msg: Inbound): void {
+    const { log } = this.o;
+    if (COMMANDS.has(msg.type) && this.linkState !== 'ready') {
+      log.warn({ type: msg.type, state: this.linkState }, 'command before pairing/authentication refused');
+      this.emit('error', { code: 'NOT_AUTHENTICATED', message: `${msg.type} refused: this camera has not paired or authenticated on this connection` });
+      return;
+    }
+    switch (msg.type) {
+      case 'pair_accept':
+        return void this.onPairAccept(msg);
+      case 'pair_reject':
+        return void this.onPairReject(msg);
+      case 'auth_ok':
+        log.info('authenticated with the coordinator');
+        return this.becomeReady();
+      case 'auth_failed':
+        return void this.onAuthFailed();
+      case 'ping':
+        return this.emit('pong', { deviceTs: this.o.now() });
+      case 'disconnect':
+        return void this.onDisconnect(msg);
+      case 'start_record':
+        return void this.onStart(msg);
+      case 'stop_record':
+        return void this.onStop(msg);
+      case 'mark':
+        return void this.onMark(msg);
+      case 'request_clip':
+        return void this.onClip(msg);
+      case 'error':
+        log.warn({ payload: msg.payload }, 'the coordinator reported an error');
+        return;
+      default:
+        if (QUIET.has(msg.type)) return;
+        if (!this.unknownSeen.has(msg.type)) {
+          this.unknownSeen.add(msg.type);
+          log.info({ type: msg.type }, 'unknown message type from the coordinator ignored (logged once per type)');
+        }
+    }
+  }
+
+  private becomeReady(): void {
+    this.linkState = 'ready';
+    this.lastReject = null;
+    const queued = this.outbox.splice(0);
+    for (const text of queued) this.conn?.send(text);
+    if (queued.length) this.o.log.info({ messages: queued.length }, 'results kept while disconnected delivered');
+    this.tick();
+  }
+
+  private async onPairAccept(msg: Inbound): Promise<void> {
+    const r = readPairAccept(msg.payload);
+    if (!r.ok) {
+      this.o.log.error({ error: r.message }, 'unusable pair_accept');
+      this.emit('error', { code: 'BAD_MESSAGE', message: r.message });
+      return;
+    }
+    await this.o.pairing.paired(r.value.deviceKey, r.value.assignedName, this.pendingToken);
+    this.pendingToken = null;
+    this.assignedName = r.value.assignedName;
+    this.o.log.info({ assignedName: r.value.assignedName }, 'paired with the coordinator');
+    this.becomeReady();
+  }
+
+  private async onPairReject(msg: Inbound): Promise<void> {
+    const r = readPairReject(msg.payload);
+    const reason = r.ok ? r.value.reason : 'unknown';
+    this.lastReject = { reason, atMs: this.o.now() };
+    const retry = reason === 'pairing_disabled';
+    this.o.log.error({ reason }, retry ? 'pairing refused: pairing is disabled on the coordinator; will retry' : 'pairing refused; a new pairing link is needed');
+    await this.o.pairing.rejected(this.pendingToken, reason);
+    this.pendingToken = null;
+    this.linkState = retry ? 'disconnected' : 'needs_pairing';
+    this.conn?.close(`pair_reject: ${reason}`, retry);
+  }
+
+  private async onAuthFailed(): Promise<void> {
+    this.o.log.warn('the coordinator refused our key (auth_failed); forgetting it and pairing again');
+    await this.o.pairing.forgetKey('auth_failed');
+    this.linkState = 'disconnected';
+    this.conn?.close('auth_failed', true);
+  }
+
+  private async onDisconnect(msg: Inbound): Promise<void> {
+    const r = readDisconnect(msg.payload);
+    const reason = (r.ok ? r.value.reason : null) ?? 'none given';
+    this.o.log.warn({ reason }, 'the coordinator asked us to disconnect');
+    if (reason === 'unpaired') await this.o.pairing.forgetKey('unpaired by the coordinator');
+    this.linkState = 'disconnected';
+    this.conn?.close(`disconnect: ${reason}`, true);
+  }
+
+  private async onStart(msg: Inbound): Promise<void> {
+    const r = readStartRecord(msg.payload, msg.sessionId);
+    if (!r.ok) return this.fail('BAD_MESSAGE', r.message, msg.sessionId);
+    const res = await this.o.device.startSession(r.value);
+    if (!res.ok) return this.fail(res.code, res.message, r.value.sessionId);
+    this.emit('recording_started', { startedAt: Math.round(res.startedAtMs) }, res.sessionId, true);
+    this.tick();
+  }
+
+  private async onStop(msg: Inbound): Promise<void> {
+    const res = await this.o.device.stopSession(msg.sessionId);
+    if (!res.ok) return this.fail(res.code, res.message, msg.sessionId);
+    this.sessionEnded(res.sessionId, res.stoppedAtMs, res.fileName);
+  }
+
+  /** A recording ended (stop_record, or another way: MultiCam STOP, full disk): tell the coordinator. */
+  sessionEnded(sessionId: string | null, stoppedAtMs: number | null, fileName: string | null): void {
+    this.emit('recording_stopped', { stoppedAt: stoppedAtMs === null ? this.o.now() : Math.round(stoppedAtMs), fileName }, sessionId, true);
+    this.tick();
+  }
+
+  private async onMark(msg: Inbound): Promise<void> {
+    const deviceTs = this.o.now();
+    const r = readMark(msg.payload);
+    if (!r.ok) return this.fail('BAD_MESSAGE', r.message, msg.sessionId);
+    await this.o.device.mark({ ...r.value, deviceTs, sessionId: msg.sessionId });
+    this.emit('mark_ack', { markId: r.value.markId, deviceTs }, msg.sessionId, true);
+  }
+
+  private async onClip(msg: Inbound): Promise<void> {
+    const r = readRequestClip(msg.payload);
+    if (!r.ok) return this.fail('BAD_MESSAGE', r.message, msg.sessionId);
+    const req = r.value;
+    const res = await this.o.device.requestClip({ ...req, sessionId: msg.sessionId });
+    if (!res.ok) {
+      this.o.log.warn({ markId: req.markId, code: res.code, error: res.message }, 'clip request failed');
+      this.emit('error', { code: res.code, message: res.message, markId: req.markId, clipId: req.clipId }, msg.sessionId, true);
+      return;
+    }
+    const host = this.o.advertisedHost ?? this.conn?.localAddress ?? '127.0.0.1';
+    const url = `http://${formatHost(host)}:${this.o.httpPort()}/clips/${res.clipId}.mp4`;
+    this.emit('clip_ready', { clipId: res.clipId, markId: req.markId, url, durationMs: res.durationMs, sizeBytes: res.sizeBytes }, msg.sessionId, true);
+  }
+
+  private fail(code: string, message: string, sessionId: string | null): void {
+    this.o.log.warn({ code, error: message }, 'command refused');
+    this.emit('error', { code, message }, sessionId, true);
+  }
+
+  /** Send now, or keep `keep` messages for after the reconnect. */
+  private emit(type: string, payload: object, sessionId: string | null = null, keep = false): void {
+    const text = buildOutbound(type, this.o.deviceId, payload, sessionId);
+    const handshake = type === 'hello' || type === 'auth' || type === 'pair_request';
+    if (this.conn && (this.linkState === 'ready' || handshake || !keep)) {
+      this.conn.send(text);
+      return;
+    }
+    if (!keep) return;
+    if (this.outbox.length >= OUTBOX_MAX) this.outbox.shift();
+    this.outbox.push(text);
+  }
+}
+
+/** An address as it goes in a URL (IPv6 in brackets, IPv4-mapped IPv6 unwrapped). */
+export function formatHost(host: string): string {
+  const h = host.replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, '$1');
+  return h.includes(':') && !h.startsWith('[') ? `[${h}]` : h;
+}
