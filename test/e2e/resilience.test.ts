@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { readFile, readdir, writeFile, mkdir, rm } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { startUnit, spawnUnit, tempDir, testConfig, waitFor } from '../helpers/device.js';
+import { startUnit, spawnUnit, tempDir, testConfig, waitFor, canMountTmpfs } from '../helpers/device.js';
 import { sendCommand } from '../helpers/controller.js';
 import { probeDuration } from '../../src/media/probe.js';
 
@@ -138,15 +138,6 @@ test('a signal during start-up stops everything started so far: no ffmpeg is lef
   assert.match(out, /start-up interrupted|arenacam stopped/);
   await waitFor(async () => (await processesMentioning(tmp.dir)).length === 0, 5000, 'no process of this unit left');
 });
-
-function canMountTmpfs(dir: string): boolean {
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=48m', 'tmpfs', dir], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 test('a full disk stops the recording cleanly with an error status, and nothing recorded is damaged', async (t) => {
   const tmp = await tempDir();

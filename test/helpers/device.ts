@@ -2,7 +2,7 @@
 import { mkdtemp, rm, writeFile, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Writable } from 'node:stream';
 import { validate } from '../../src/config/load.js';
@@ -141,4 +141,14 @@ export async function spawnUnit(dataDir: string, config: Config, name = 'unit'):
 /** Read a JSON file. */
 export async function readJson<T>(path: string): Promise<T> {
   return JSON.parse(await readFile(path, 'utf8')) as T;
+}
+
+/** Mount a small tmpfs on `dir` (a disk that can really fill up); false where mounting is not allowed. */
+export function canMountTmpfs(dir: string, sizeMB = 48): boolean {
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${sizeMB}m`, 'tmpfs', dir], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
 }
