@@ -124,3 +124,35 @@ test('on a full disk start_record and request_clip answer LOW_STORAGE, and nothi
   assert.match(refused.payload.message, /storage full/);
   assert.ok(unit.app.device.listRecordings().some((r) => r.fileName === stopped.payload.fileName));
 });
+
+test('results made while the coordinator is away reach it after the reconnect; recording and clips carry on', async () => {
+  const { dir, cleanup } = await tempDir();
+  const coord = await startCoordinator();
+  const unit = await paired(coord, dir);
+  const id = unit.app.deviceId;
+  try {
+    await waitFor(() => unit.app.store.size >= 3, 15000, 'pre-roll');
+    coord.startRecord(id, 'D1', null);
+    await coord.waitFor((m) => m.type === 'recording_started');
+    assert.ok(coord.mark(id, 'DM1'));
+    await coord.waitFor((m) => m.type === 'mark_ack');
+    const clip = coord.requestClip(id, 'DM1', { fromMs: 1000, toMs: 2500 });
+    coord.offlineNow();
+    await new Promise((r) => setTimeout(r, 4000));
+    assert.ok(unit.app.device.isRecording(), 'still recording while the coordinator is away');
+    assert.equal(unit.app.clips.list().length, 1, 'the clip was cut while disconnected');
+    coord.online();
+    const ready = await clip;
+    assert.equal(ready.type, 'clip_ready');
+    assert.equal((await coord.download(ready.payload.url)).status, 200);
+    assert.equal(unit.logs.find('results kept while disconnected delivered').length, 1);
+    const auths = coord.received.filter((r) => r.msg?.type === 'auth').length;
+    assert.ok(auths >= 1, 'it came back with its key');
+    coord.stopRecord(id, 'D1');
+    await coord.waitFor((m) => m.type === 'recording_stopped');
+  } finally {
+    await unit.stop();
+    await coord.close();
+    await cleanup();
+  }
+});
