@@ -2,7 +2,8 @@
 # Set up arenacam on Debian 12/13 or Raspberry Pi OS: system packages, npm dependencies, build.
 #   bash scripts/setup.sh          what the device needs (ffmpeg, chrony)
 #   bash scripts/setup.sh --test   plus what the test suite needs (iproute2 for network namespaces, avahi,
-#                                  openssl for the https upload tests, curl)
+#                                  openssl for the https upload tests, curl, a headless chromium
+#                                  for the browser test of the /preview page)
 # Idempotent: packages already present are not touched. Runs as root or through sudo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,8 +17,9 @@ fi
 pkgs=(ffmpeg chrony)
 if [ "${1:-}" = "--test" ]; then
   # iproute2: network namespaces for the mDNS tests; avahi + a private dbus run inside them;
-  # openssl: a throwaway CA for the https upload tests.
-  pkgs+=(iproute2 avahi-daemon avahi-utils dbus-daemon procps curl openssl)
+  # openssl: a throwaway CA for the https upload tests; chromium-headless-shell: a real browser
+  # shows the MJPEG /preview.
+  pkgs+=(iproute2 avahi-daemon avahi-utils dbus-daemon procps curl openssl chromium-headless-shell)
 fi
 
 missing=()
