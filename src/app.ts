@@ -135,6 +135,8 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
       retentionMs: config.segments.retentionMinutes * 60000,
       checkMs: config.storage.checkMs,
       protectFromMs: () => Math.min(recorder.protectFromMs(), clips.protectFromMs()),
+      housekeeping: () => clips.expire(config.clips.keepDeliveredHours * 3600e3),
+      reclaim: (need) => clips.reclaim(need),
       onFull: async (reason) => device?.stopForStorage(reason),
       clock,
       log: log.child({ part: 'storage' }),

@@ -108,6 +108,7 @@ export const schema = {
     postRollMs: f('integer', 5000, 'Clip window after a local (button) mark; request_clip without toMs uses the coordinator default 5 s', { min: 0, max: 600000 }),
     previewWidth: f('integer', 640, 'Width of quality "preview" clips (re-encoded H.264, height keeps the aspect)', { min: 16 }),
     previewBitrateKbps: f('integer', 1000, 'Bitrate of quality "preview" clips', { min: 100 }),
+    keepDeliveredHours: f('number', 24, 'A clip downloaded in full is removed this long after (and earlier when space runs short); clips never downloaded are kept', { min: 0 }),
   },
   capture: {
     restartMinMs: f('integer', 500, 'First restart delay after ffmpeg dies', { min: 10 }),

@@ -28,6 +28,8 @@ export interface ClipInfo {
   durationMs: number;
   sizeBytes: number;
   createdAtMs: number;
+  /** When a download of the whole file last completed (delivered clips may be removed for space). */
+  downloadedAtMs?: number | null;
 }
 
 /** A clip request, resolved to absolute times. */
@@ -261,6 +263,43 @@ export class ClipStore {
       }, timeoutMs);
       this.o.store.on('segment', onSeg);
     });
+  }
+
+  /** A download of the whole clip completed: from now on it may go when space or its keep time runs out. */
+  async delivered(clipId: string): Promise<void> {
+    const c = this.entries.get(clipId);
+    if (!c) return;
+    c.downloadedAtMs = this.o.clock.now();
+    await this.save().catch((err) => this.o.log.warn({ err: (err as Error).message }, 'cannot save clips.json'));
+  }
+
+  /** Delivered clips, oldest delivery first, that nobody is downloading right now. */
+  private removable(): ClipInfo[] {
+    return this.list()
+      .filter((c) => c.downloadedAtMs && !this.openCount.get(c.clipId))
+      .sort((a, b) => (a.downloadedAtMs ?? 0) - (b.downloadedAtMs ?? 0));
+  }
+
+  /** Remove delivered clips older than `keepMs` since their download. Undelivered clips are never removed. */
+  async expire(keepMs: number): Promise<void> {
+    const limit = this.o.clock.now() - keepMs;
+    const old = this.removable().filter((c) => (c.downloadedAtMs ?? Infinity) < limit);
+    for (const c of old) await this.remove(c.clipId);
+    if (old.length) this.o.log.info({ removed: old.length }, 'delivered clips past clips.keepDeliveredHours removed');
+  }
+
+  /** Low space: remove delivered clips, oldest delivery first, until `needBytes` are freed. */
+  async reclaim(needBytes: number): Promise<number> {
+    let freed = 0;
+    const gone: string[] = [];
+    for (const c of this.removable()) {
+      if (freed >= needBytes) break;
+      freed += c.sizeBytes;
+      gone.push(c.clipId);
+      await this.remove(c.clipId);
+    }
+    if (gone.length) this.o.log.warn({ removed: gone.length, freedMB: +(freed / 1e6).toFixed(1) }, 'low space: delivered clips removed');
+    return freed;
   }
 
   /** Remove a clip (its file goes at once; a download already running keeps its open descriptor). */

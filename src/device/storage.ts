@@ -15,6 +15,10 @@ export interface StorageOptions {
   checkMs: number;
   /** Segments ending after this instant belong to an unfinished recording and are never pruned. */
   protectFromMs: () => number;
+  /** Other housekeeping each pass (delivered clips past their keep time). */
+  housekeeping?: () => Promise<void>;
+  /** After pre-roll, free up to `needBytes` more (delivered clips); resolves with what was freed. */
+  reclaim?: (needBytes: number) => Promise<number>;
   /** Called once when space runs out while pruning cannot help. */
   onFull: (reason: string) => Promise<void>;
   clock: Clock;
@@ -72,6 +76,7 @@ export class StorageGuard {
     const expired = this.prunable(clock.now() - this.o.retentionMs);
     for (const seg of expired) await store.remove(seg);
     if (expired.length) log.debug({ removed: expired.length }, 'pre-roll past retention removed');
+    await this.o.housekeeping?.().catch((err) => log.warn({ err: (err as Error).message }, 'housekeeping failed'));
     let free: number;
     try {
       free = (await this.o.disk.usage(this.o.dataDir)).freeBytes;
@@ -89,6 +94,9 @@ export class StorageGuard {
         await store.remove(seg);
       }
       if (freed) log.warn({ freedMB: +(freed / 1e6).toFixed(1) }, 'low space: oldest pre-roll removed');
+      if (free + freed < this.o.minFreeBytes && this.o.reclaim) {
+        await this.o.reclaim(this.o.minFreeBytes - free - freed).catch((err) => log.warn({ err: (err as Error).message }, 'reclaiming space failed'));
+      }
       free = (await this.o.disk.usage(this.o.dataDir)).freeBytes;
     }
     this.lastFreeBytes = free;

@@ -16,6 +16,8 @@ export interface HealthReport {
 /** Where clips come from: an exact clip id (already checked against CLIP_NAME) or null. */
 export interface ClipSource {
   open(clipId: string): Promise<RecordingHandle | null>;
+  /** The whole file went out to a client (optional). */
+  delivered?(clipId: string): void | Promise<void>;
 }
 
 /** Options of buildHttpServer; the optional parts answer 404 (clips) or 503 (media) when absent. */
@@ -76,7 +78,13 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
       const m = CLIP_NAME.exec(req.params.name);
       const handle = m && opts.clips ? await opts.clips.open(m[1]) : null;
       if (!handle) return reply.code(404).send({ error: 'no such clip' });
-      return sendClip(req.method === 'HEAD', req.headers, handle, reply);
+      const sent = sendClip(req.method === 'HEAD', req.headers, handle, reply);
+      if (reply.statusCode === 200 && req.method === 'GET' && opts.clips?.delivered) {
+        const clips = opts.clips;
+        // 'finish': every byte was handed to the kernel (not just started); an aborted download does not count.
+        reply.raw.once('finish', () => void Promise.resolve(clips.delivered?.(m![1])).catch(() => undefined));
+      }
+      return sent;
     },
   });
 

@@ -156,3 +156,34 @@ test('results made while the coordinator is away reach it after the reconnect; r
     await cleanup();
   }
 });
+
+test('a clip downloaded in full is removed after clips.keepDeliveredHours; one only partly downloaded is kept', async () => {
+  const { dir, cleanup } = await tempDir();
+  const coord = await startCoordinator();
+  const unit = await paired(coord, dir, { clips: { keepDeliveredHours: 0 }, storage: { minFreeMB: 1, checkMs: 200 } });
+  const id = unit.app.deviceId;
+  try {
+    await waitFor(() => unit.app.store.size >= 3, 15000, 'pre-roll');
+    coord.startRecord(id, 'K1', null);
+    await coord.waitFor((m) => m.type === 'recording_started');
+    assert.ok(coord.mark(id, 'KM1'));
+    await coord.waitFor((m) => m.type === 'mark_ack');
+    const a = await coord.requestClip(id, 'KM1', { fromMs: 1500, toMs: 0, clipId: 'keep-a' });
+    const b = await coord.requestClip(id, 'KM1', { fromMs: 1500, toMs: 0, clipId: 'keep-b' });
+    assert.deepEqual([a.type, b.type], ['clip_ready', 'clip_ready']);
+    const part = await fetch(b.payload.url, { headers: { Range: 'bytes=0-99' } });
+    assert.equal(part.status, 206);
+    assert.equal((await part.arrayBuffer()).byteLength, 100);
+    const full = await coord.download(a.payload.url);
+    assert.equal(full.status, 200);
+    await waitFor(() => !unit.app.clips.get('keep-a'), 5000, 'the delivered clip removed');
+    assert.equal((await coord.download(a.payload.url)).status, 404);
+    await new Promise((r) => setTimeout(r, 600));
+    assert.ok(unit.app.clips.get('keep-b'), 'a clip not delivered in full is kept');
+    assert.equal((await coord.download(b.payload.url)).status, 200);
+  } finally {
+    await unit.stop();
+    await coord.close();
+    await cleanup();
+  }
+});
