@@ -7,7 +7,7 @@
  * The long stop-latency bench runs last, alone.
  *
  * Usage: node dist/bench/run-all.js [--quick] [--only name,name] [--skip name,name]
- *   --quick   shorter runs: stop-latency 60 s, capture-footprint 20 s (scheduled-start keeps 20 starts)
+ *   --quick   shorter runs: stop-latency 60 s, capture-footprint 20 s, var-clip 4 clips (scheduled-start keeps 20 starts)
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -30,6 +30,7 @@ const BENCHES: BenchSpec[] = [
   { name: 'get-video', args: [], quickArgs: ['--runs', '1'], optional: true },
   { name: 'heartbeat', args: [], quickArgs: ['--rounds', '1'], optional: true },
   { name: 'upload', args: [], quickArgs: ['--mib', '256', '--runs', '1'], optional: true },
+  { name: 'var-clip', args: [], quickArgs: ['--marks', '2'] },
   { name: 'stop-latency', args: [], quickArgs: ['--seconds', '60'] },
 ];
 
