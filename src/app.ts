@@ -87,7 +87,8 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
     step();
     const store = new SegmentStore(join(dataDir, 'segments'), { ffprobePath: config.capture.ffprobePath, log: log.child({ part: 'store' }) });
     let recording = () => false;
-    const capture = new CapturePipeline({ config, store, clock, log: log.child({ part: 'capture' }), mayRotate: () => !recording() });
+    let clipsIdle = (): boolean => true;
+    const capture = new CapturePipeline({ config, store, clock, log: log.child({ part: 'capture' }), mayRotate: (): boolean => !recording() && clipsIdle() });
     await capture.reapStale();
     await store.load();
     const catalog = new RecordingsCatalog(join(dataDir, 'recordings'), log.child({ part: 'catalog' }));
@@ -115,6 +116,7 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
       log: log.child({ part: 'clips' }),
     });
     await clips.load();
+    clipsIdle = () => clips.protectFromMs() === Infinity;
     const book = new SessionBook(dataDir);
     const crashed = await book.load();
     if (crashed) {
@@ -186,6 +188,7 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
       facts,
       camera: config.camera,
       markClock: config.var.markClock as 'device' | 'coordinator',
+      minFreeBytes: config.storage.minFreeMB * 1e6,
       segmentSec: config.segments.durationSec,
       clock,
       log: log.child({ part: 'var' }),
@@ -232,7 +235,7 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
     stops.push(['http', () => http.close()]);
 
     step();
-    const pairing = new PairingStore(dataDir, config.var.coordinator, log.child({ part: 'var' }));
+    const pairing = new PairingStore(dataDir, config.var.coordinator, () => clock.now(), log.child({ part: 'var' }));
     await pairing.load();
     const node = new VarNode({
       deviceId,
@@ -251,7 +254,7 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
     const client = new VarClient({
       node,
       target: async () => {
-        await pairing.load();
+        await pairing.reloadLink();
         const t = pairing.target();
         // Without a key or a token there is nothing to say to the coordinator: wait for a link.
         return t && (pairing.key() || t.token) ? t : null;
@@ -266,6 +269,8 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
     varClient = client;
     client.start();
     stops.push(['var', () => client.stop()]);
+    // Stopped before the link: clips cut short at shutdown can still be announced.
+    stops.push(['clips', () => clips.close()]);
 
     step();
     if (config.mdns.enabled) {

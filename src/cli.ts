@@ -130,6 +130,9 @@ async function main(): Promise<number> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // Last resort: a promise rejection nobody handled is a bug; log it loudly instead of dying
+  // mid-recording (capture and the recordings are unaffected; systemd would restart us anyway).
+  process.on('unhandledRejection', (err) => log.error({ err: (err as Error)?.stack ?? String(err) }, 'unhandled promise rejection (a bug)'));
   try {
     app = await startApp(config, log, { signal: startup.signal });
   } catch (err) {

@@ -50,6 +50,8 @@ export class SegmentStore extends EventEmitter {
     private readonly opts: { ffprobePath: string; log: Logger },
   ) {
     super();
+    // Every pending clip export and live recording holds a 'segment' listener while it waits.
+    this.setMaxListeners(64);
   }
 
   /** Rebuild the index from the run lists and the segment files on disk (probing unlisted ones). */
@@ -158,24 +160,40 @@ export class SegmentStore extends EventEmitter {
 
   /**
    * The segment that follows `seg` in its run (seq + 1), once ffmpeg has finished it; null when
-   * none arrives within `timeoutMs` (capture stopped or restarted).
+   * none arrives within `timeoutMs`, or as soon as a segment of a newer run shows that capture
+   * restarted (that run's settings or time base may differ).
    */
   nextAfter(seg: Segment, timeoutMs: number): Promise<Segment | null> {
-    const find = () => this.segments.find((s) => s.runBase === seg.runBase && s.seq === seg.seq + 1) ?? null;
-    const have = find();
+    const next = (s: Segment) => s.runBase === seg.runBase && s.seq === seg.seq + 1;
+    const have = this.segments.find(next);
     if (have) return Promise.resolve(have);
+    if (this.segments.some((s) => s.runBase > seg.runBase)) return Promise.resolve(null);
+    return this.waitFor((s) => (next(s) ? s : s.runBase > seg.runBase ? null : undefined), timeoutMs);
+  }
+
+  /** The first segment whose end is past `fromMs`, now or once one is added; null after `timeoutMs`. */
+  firstEndingAfter(fromMs: number, timeoutMs: number): Promise<Segment | null> {
+    const have = this.segments.find((s) => s.endMs > fromMs);
+    if (have) return Promise.resolve(have);
+    return this.waitFor((s) => (s.endMs > fromMs ? s : undefined), timeoutMs);
+  }
+
+  /**
+   * Resolves with what `decide` makes of the next added segments (undefined = keep waiting), or
+   * null after `timeoutMs`. The timer keeps the process alive while waiting and is always cleared.
+   */
+  private waitFor(decide: (seg: Segment) => Segment | null | undefined, timeoutMs: number): Promise<Segment | null> {
     return new Promise((resolve) => {
-      const onSeg = () => {
-        const s = find();
-        if (!s) return;
+      const finish = (s: Segment | null) => {
         clearTimeout(timer);
         this.off('segment', onSeg);
         resolve(s);
       };
-      const timer = setTimeout(() => {
-        this.off('segment', onSeg);
-        resolve(null);
-      }, timeoutMs);
+      const onSeg = (seg: Segment) => {
+        const s = decide(seg);
+        if (s !== undefined) finish(s);
+      };
+      const timer = setTimeout(() => finish(null), timeoutMs);
       this.on('segment', onSeg);
     });
   }

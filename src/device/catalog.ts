@@ -2,7 +2,7 @@
 import { readdir, stat, unlink, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
-import { readJsonFile, writeFileAtomic } from '../util/atomic.js';
+import { AtomicFile, readJsonFile } from '../util/atomic.js';
 import type { RecordingHandle, RecordingInfo } from './types.js';
 
 const NAME_RE = /^video_\d{9,11}(?:_\d{1,4})?\.mp4$/;
@@ -18,19 +18,19 @@ export class RecordingsCatalog {
   private readonly openCount = new Map<string, number>();
   /** Removals waiting for the last reader of a file to finish. */
   private readonly closeWaiters = new Map<string, Array<() => void>>();
-  private readonly indexPath: string;
+  private readonly index: AtomicFile;
 
   constructor(
     readonly dir: string,
     private readonly log: Logger,
   ) {
-    this.indexPath = join(dir, 'catalog.json');
+    this.index = new AtomicFile(join(dir, 'catalog.json'));
   }
 
   /** Load catalog.json and reconcile it with the files actually present. */
   async load(): Promise<void> {
     await mkdir(this.dir, { recursive: true });
-    const saved = await readJsonFile<RecordingInfo[]>(this.indexPath, []);
+    const saved = await readJsonFile<RecordingInfo[]>(this.index.path, []);
     const present = new Set((await readdir(this.dir)).filter(isRecordingName));
     this.entries.clear();
     for (const e of saved) {
@@ -56,7 +56,7 @@ export class RecordingsCatalog {
   }
 
   private async save(): Promise<void> {
-    await writeFileAtomic(this.indexPath, JSON.stringify([...this.entries.values()], null, 1));
+    await this.index.save(() => JSON.stringify([...this.entries.values()], null, 1));
   }
 
   /** A unique file name for a recording whose first frame is at `firstFrameMs`. */

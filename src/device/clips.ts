@@ -1,17 +1,23 @@
 /** Clips: time windows around a mark cut from the segment store (stream copy), kept in their own catalog. */
 import { mkdir, readdir, stat, unlink, rename } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
+import { CLIP_ID } from '../protocols/var/messages.js';
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
 import type { Clock } from '../util/clock.js';
 import type { Segment, SegmentStore } from '../capture/segment-store.js';
-import { assembleRange, AssemblyError } from '../media/assemble.js';
+import { assembleRange } from '../media/assemble.js';
+import { ClipError, toClipError } from './clip-errors.js';
+export { ClipError } from './clip-errors.js';
 import { transcodePreview } from '../media/preview-clip.js';
-import { readJsonFile, writeFileAtomic } from '../util/atomic.js';
+import { AtomicFile, readJsonFile } from '../util/atomic.js';
 import type { RecordingHandle } from './types.js';
 
 /** Clip ids this catalog accepts (its own and a coordinator's): safe as a file name. */
-export const CLIP_ID_RE = /^[A-Za-z0-9_-]{1,128}$/;
+export const CLIP_ID_RE = CLIP_ID;
+
+/** Clips being made at once (each may wait for its post-roll); more are refused with BUSY. */
+const MAX_IN_FLIGHT = 16;
 
 /** A finished clip. */
 export interface ClipInfo {
@@ -42,17 +48,6 @@ export interface ClipRequest {
   quality: 'original' | 'preview';
 }
 
-/** Why a clip could not be made; `code` goes on the wire. */
-export class ClipError extends Error {
-  constructor(
-    readonly code: 'CLIP_EXPORT_FAILED' | 'LOW_STORAGE' | 'NO_FOOTAGE' | 'DUPLICATE_CLIP_ID',
-    message: string,
-  ) {
-    super(message);
-    this.name = 'ClipError';
-  }
-}
-
 /** Options of the clip catalog. */
 export interface ClipStoreOptions {
   dir: string;
@@ -72,16 +67,18 @@ export class ClipStore {
   private readonly entries = new Map<string, ClipInfo>();
   private readonly inFlight = new Map<string, { fromMs: number; done: Promise<ClipInfo> }>();
   private readonly openCount = new Map<string, number>();
-  private readonly indexPath: string;
+  /** Aborted at shutdown: clips waiting for their post-roll finish with what was captured. */
+  private readonly closing = new AbortController();
+  private readonly index: AtomicFile;
 
   constructor(private readonly o: ClipStoreOptions) {
-    this.indexPath = join(o.dir, 'clips.json');
+    this.index = new AtomicFile(join(o.dir, 'clips.json'));
   }
 
   /** Load clips.json, keeping only entries whose file exists; stray temporary files are removed. */
   async load(): Promise<void> {
     await mkdir(this.o.dir, { recursive: true });
-    const saved = await readJsonFile<ClipInfo[]>(this.indexPath, []);
+    const saved = await readJsonFile<ClipInfo[]>(this.index.path, []);
     const names = new Set(await readdir(this.o.dir));
     for (const n of names) if (n.startsWith('.')) await unlink(join(this.o.dir, n)).catch(() => undefined);
     for (const c of saved) {
@@ -91,7 +88,7 @@ export class ClipStore {
   }
 
   private async save(): Promise<void> {
-    await writeFileAtomic(this.indexPath, JSON.stringify([...this.entries.values()], null, 1));
+    await this.index.save(() => JSON.stringify([...this.entries.values()], null, 1));
   }
 
   /** All clips, oldest first. */
@@ -148,6 +145,8 @@ export class ClipStore {
       const running = this.inFlight.get(req.clipId);
       if (running) return running.done;
     }
+    if (this.closing.signal.aborted) throw new ClipError('BUSY', 'the unit is shutting down');
+    if (this.inFlight.size >= MAX_IN_FLIGHT) throw new ClipError('BUSY', `${MAX_IN_FLIGHT} clips are being made already; ask again when one is ready`);
     const clipId = req.clipId ?? `CLIP-${randomBytes(16).toString('base64url')}`;
     const done = this.make(clipId, req);
     this.inFlight.set(clipId, { fromMs: req.fromMs, done });
@@ -176,14 +175,14 @@ export class ClipStore {
     const next = async (after: Segment): Promise<Segment | null> => {
       // Until the window end is reached, wait as long as it takes capture to get there.
       const untilEnd = Math.max(0, req.toMs - clock.now());
-      const s = await store.nextAfter(after, untilEnd + waitMs);
+      const s = await Promise.race([store.nextAfter(after, untilEnd + waitMs), this.whenClosing()]);
       if (!s) waitedOut = true;
       return s;
     };
     let segs = segments;
     if (segs.length === 0) {
       // Nothing of the window captured yet (a window in the future): wait for its first segment.
-      const first = await this.firstSegmentFrom(req.fromMs, Math.max(0, req.fromMs - clock.now()) + waitMs);
+      const first = await store.firstEndingAfter(req.fromMs, Math.max(0, req.fromMs - clock.now()) + waitMs);
       if (!first) throw new ClipError('NO_FOOTAGE', 'no footage was captured in the requested window');
       segs = [first];
     }
@@ -196,10 +195,11 @@ export class ClipStore {
       throw toClipError(err);
     }
     let sizeBytes = res.size;
+    let durationMs = res.durationMs;
     const copiedMs = performance.now() - t;
     if (quality === 'preview') {
       try {
-        sizeBytes = await transcodePreview({ input: target, output: out, width: this.o.previewWidth, bitrateKbps: this.o.previewBitrateKbps, ffmpegPath: this.o.ffmpegPath });
+        ({ size: sizeBytes, durationMs } = await transcodePreview({ input: target, output: out, width: this.o.previewWidth, bitrateKbps: this.o.previewBitrateKbps, ffmpegPath: this.o.ffmpegPath }));
       } catch (err) {
         throw toClipError(err);
       } finally {
@@ -216,7 +216,7 @@ export class ClipStore {
       toMs: req.toMs,
       firstFrameMs: res.firstFrameMs,
       lastFrameMs: res.lastFrameMs,
-      durationMs: Math.round(res.durationMs),
+      durationMs: Math.round(durationMs),
       sizeBytes,
       createdAtMs: clock.now(),
     };
@@ -245,24 +245,17 @@ export class ClipStore {
     return info;
   }
 
-  private firstSegmentFrom(fromMs: number, timeoutMs: number): Promise<Segment | null> {
-    const find = () => this.o.store.all().find((s) => s.endMs > fromMs) ?? null;
-    const have = find();
-    if (have) return Promise.resolve(have);
-    return new Promise((resolve) => {
-      const onSeg = () => {
-        const s = find();
-        if (!s) return;
-        clearTimeout(timer);
-        this.o.store.off('segment', onSeg);
-        resolve(s);
-      };
-      const timer = setTimeout(() => {
-        this.o.store.off('segment', onSeg);
-        resolve(null);
-      }, timeoutMs);
-      this.o.store.on('segment', onSeg);
-    });
+  private whenClosing(): Promise<null> {
+    const signal = this.closing.signal;
+    if (signal.aborted) return Promise.resolve(null);
+    return new Promise((resolve) => signal.addEventListener('abort', () => resolve(null), { once: true }));
+  }
+
+  /** Shutdown: clips still waiting for their post-roll are finished at once with what was captured. */
+  async close(): Promise<void> {
+    if (this.inFlight.size) this.o.log.warn({ clips: [...this.inFlight.keys()] }, 'shutting down: clips being made end at the last frame captured');
+    this.closing.abort();
+    await Promise.allSettled([...this.inFlight.values()].map((f) => f.done));
   }
 
   /** A download of the whole clip completed: from now on it may go when space or its keep time runs out. */
@@ -311,14 +304,4 @@ export class ClipStore {
     await unlink(join(this.o.dir, `.${clipId}.deleted`)).catch(() => undefined);
     return true;
   }
-}
-
-function toClipError(err: unknown): ClipError {
-  if (err instanceof ClipError) return err;
-  const e = err as NodeJS.ErrnoException;
-  if ((err instanceof AssemblyError && err.code === 'ENOSPC') || e.code === 'ENOSPC' || /No space left/i.test(e.message ?? '')) {
-    return new ClipError('LOW_STORAGE', 'not enough free space to write the clip');
-  }
-  if (err instanceof AssemblyError && err.code === 'NO_FOOTAGE') return new ClipError('NO_FOOTAGE', err.message);
-  return new ClipError('CLIP_EXPORT_FAILED', (e.message ?? String(err)).slice(0, 300));
 }

@@ -1,6 +1,6 @@
 /** VAR pairing on disk: the coordinator link (from config or `arenacam pair`) and the deviceKey (mode 0600). */
 import { join } from 'node:path';
-import { readJsonFile, writeFileAtomic } from '../util/atomic.js';
+import { AtomicFile, readJsonFile, writeFileAtomic } from '../util/atomic.js';
 import { parsePairLink } from '../protocols/var/messages.js';
 import type { Logger } from '../log.js';
 
@@ -35,26 +35,36 @@ export async function savePairLink(dataDir: string, link: string, nowMs: number)
 export class PairingStore {
   private state: Pairing = { ...EMPTY };
   private link: Link | null = null;
-  private readonly file: string;
+  private readonly file: AtomicFile;
   private readonly linkFile: string;
+  private badConfigLogged = false;
 
   constructor(
-    private readonly dataDir: string,
+    dataDir: string,
     private readonly configured: string | null,
+    private readonly now: () => number,
     private readonly log: Logger,
   ) {
-    this.file = join(dataDir, 'var-pairing.json');
+    this.file = new AtomicFile(join(dataDir, 'var-pairing.json'), 0o600);
     this.linkFile = join(dataDir, 'var-link.json');
   }
 
-  /** Re-read both files (called before every connection attempt, so `arenacam pair` takes effect). */
+  /** Read the pairing state (once, at start; afterwards it changes only through this store) and the link. */
   async load(): Promise<void> {
-    this.state = { ...EMPTY, ...(await readJsonFile<Partial<Pairing>>(this.file, {})) };
-    this.link = await readJsonFile<Link | null>(this.linkFile, null);
+    this.state = { ...EMPTY, ...(await readJsonFile<Partial<Pairing>>(this.file.path, {})) };
+    await this.reloadLink();
+  }
+
+  /** Re-read the link file (before every connection attempt, so `arenacam pair` takes effect). */
+  async reloadLink(): Promise<void> {
+    this.link = await readJsonFile<Link | null>(this.linkFile, null).catch((err) => {
+      this.log.error({ err: (err as Error).message }, 'cannot read the pairing link file');
+      return null;
+    });
   }
 
   private async save(): Promise<void> {
-    await writeFileAtomic(this.file, JSON.stringify(this.state), 0o600);
+    await this.file.save(() => JSON.stringify(this.state));
   }
 
   /** The coordinator to reach and the pairing token to offer (null: nothing configured). */
@@ -67,7 +77,8 @@ export class PairingStore {
     } else if (this.configured) {
       const p = parsePairLink(this.configured);
       if ('error' in p) {
-        this.log.error({ error: p.error }, 'var.coordinator is not a usable link');
+        if (!this.badConfigLogged) this.log.error({ error: p.error }, 'var.coordinator is not a usable link');
+        this.badConfigLogged = true;
         return null;
       }
       url = p.url;
@@ -99,7 +110,7 @@ export class PairingStore {
     this.state.url = this.target()?.url ?? null;
     this.state.deviceKey = key;
     this.state.assignedName = assignedName;
-    this.state.pairedAtMs = Date.now();
+    this.state.pairedAtMs = this.now();
     if (token) this.state.spentTokens = [...this.state.spentTokens, token].slice(-50);
     await this.save();
   }
@@ -118,10 +129,5 @@ export class PairingStore {
     if (!token || this.state.spentTokens.includes(token)) return;
     this.state.spentTokens = [...this.state.spentTokens, token].slice(-50);
     await this.save();
-  }
-
-  /** The files watched for changes (a new link wakes a unit waiting for one). */
-  get dir(): string {
-    return this.dataDir;
   }
 }

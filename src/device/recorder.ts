@@ -4,7 +4,7 @@ import type { Logger } from '../log.js';
 import type { Clock } from '../util/clock.js';
 import type { Segment, SegmentStore } from '../capture/segment-store.js';
 import { assembleRange, AssemblyError } from '../media/assemble.js';
-import { readJsonFile, writeFileAtomic } from '../util/atomic.js';
+import { AtomicFile, readJsonFile } from '../util/atomic.js';
 import type { RecordingsCatalog } from './catalog.js';
 import type { RecordingInfo } from './types.js';
 
@@ -40,21 +40,21 @@ export type FinishedRecording = RecordingInfo & { firstFrameMs: number; lastFram
 /** Owns the active range and turns finished ranges into catalog files. */
 export class Recorder {
   private state: Persisted = { active: null, pending: [] };
-  private readonly file: string;
+  private readonly file: AtomicFile;
 
   constructor(private readonly o: RecorderOptions) {
-    this.file = join(o.dataDir, 'recording-state.json');
+    this.file = new AtomicFile(join(o.dataDir, 'recording-state.json'));
   }
 
   /** Load the persisted state; returns the ranges an earlier run left unfinished (to finish). */
   async load(): Promise<Array<{ startMs: number; stopMs: number | null }>> {
-    this.state = await readJsonFile<Persisted>(this.file, { active: null, pending: [] });
+    this.state = await readJsonFile<Persisted>(this.file.path, { active: null, pending: [] });
     const left = [...this.state.pending, ...(this.state.active ? [this.state.active] : [])];
     return left;
   }
 
   private async persist(): Promise<void> {
-    await writeFileAtomic(this.file, JSON.stringify(this.state));
+    await this.file.save(() => JSON.stringify(this.state));
   }
 
   /** The active range, if any. */

@@ -1,6 +1,6 @@
 /** VAR sessions and their marks, kept on disk (var-sessions.json) with the recording they produced. */
 import { join } from 'node:path';
-import { readJsonFile, writeFileAtomic } from '../util/atomic.js';
+import { AtomicFile, readJsonFile } from '../util/atomic.js';
 
 /** One incident mark as the unit received it. */
 export interface MarkRecord {
@@ -30,33 +30,34 @@ export interface SessionRecord {
 
 /** Sessions kept (oldest dropped beyond this; their recordings stay in the catalog). */
 const KEEP_SESSIONS = 500;
+/** Marks kept that arrived outside any session. */
+const KEEP_LOOSE_MARKS = 1000;
 
 /** The session book: the open session, past ones, and marks that arrived outside any session. */
 export class SessionBook {
   private sessions: SessionRecord[] = [];
-  private readonly path: string;
+  private readonly file: AtomicFile;
 
   constructor(dataDir: string) {
-    this.path = join(dataDir, 'var-sessions.json');
+    this.file = new AtomicFile(join(dataDir, 'var-sessions.json'));
   }
 
   /** Load the book; a session left open by a crash is closed (its recording is recovered by the recorder). */
   async load(): Promise<SessionRecord | null> {
-    this.sessions = await readJsonFile<SessionRecord[]>(this.path, []);
+    this.sessions = await readJsonFile<SessionRecord[]>(this.file.path, []);
     return this.sessions.find((s) => s.sessionId !== null && s.stoppedAtMs === null && s.fileName === null) ?? null;
   }
 
   private async save(): Promise<void> {
     if (this.sessions.length > KEEP_SESSIONS) this.sessions = this.sessions.slice(-KEEP_SESSIONS);
-    await writeFileAtomic(this.path, JSON.stringify(this.sessions));
+    await this.file.save(() => JSON.stringify(this.sessions));
   }
 
-  /** Open a session (persisted before it resolves). */
-  async open(s: Omit<SessionRecord, 'marks' | 'stoppedAtMs' | 'fileName'>): Promise<SessionRecord> {
+  /** Open a session: it is in the book at once; `saved` resolves once it is on disk. */
+  open(s: Omit<SessionRecord, 'marks' | 'stoppedAtMs' | 'fileName'>): { rec: SessionRecord; saved: Promise<void> } {
     const rec: SessionRecord = { ...s, stoppedAtMs: null, fileName: null, marks: [] };
     this.sessions.push(rec);
-    await this.save();
-    return rec;
+    return { rec, saved: this.save() };
   }
 
   /** Record the capture time of a session's first frame. */
@@ -83,6 +84,8 @@ export class SessionBook {
       }
     }
     target.marks.push(mark);
+    // Marks outside any session are kept in one entry; only the newest are kept there.
+    if (target.sessionId === null && target.marks.length > KEEP_LOOSE_MARKS) target.marks.splice(0, target.marks.length - KEEP_LOOSE_MARKS);
     await this.save();
   }
 

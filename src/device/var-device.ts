@@ -6,7 +6,7 @@ import type { SegmentStore } from '../capture/segment-store.js';
 import type { CaptureProfile } from '../capture/pipeline.js';
 import type { SystemFacts } from '../hw/system-facts.js';
 import { framePtsOfFile } from '../media/ts-pts.js';
-import type { StartRequest, VarDeviceApi, VarFailure } from '../protocols/var/node.js';
+import type { StartRequest, VarDeviceApi, VarFailure } from '../protocols/var/types.js';
 import type { Device } from './device.js';
 import type { StorageGuard } from './storage.js';
 import { ClipError, type ClipStore } from './clips.js';
@@ -24,12 +24,16 @@ export interface VarDeviceDeps {
   facts: { current(): SystemFacts };
   camera: Config['camera'];
   markClock: 'device' | 'coordinator';
+  /** storage.minFreeMB in bytes: a clip is refused when it would take free space below it. */
+  minFreeBytes: number;
   segmentSec: number;
   clock: Clock;
   log: Logger;
 }
 
 const fail = (code: string, message: string): VarFailure => ({ ok: false, code, message });
+/** A clip window may end at most this far in the future (its export waits for it). */
+const MAX_WAIT_MS = 10 * 60000;
 
 /** A resolution label the coordinator understands. */
 export function resolutionLabel(width: number, height: number): string {
@@ -40,7 +44,7 @@ export function resolutionLabel(width: number, height: number): string {
 /** Sessions, marks and clips for the VAR node. */
 export class VarDevice implements VarDeviceApi {
   private session: SessionRecord | null = null;
-  private starting: Promise<unknown> | null = null;
+  private chain: Promise<unknown> = Promise.resolve();
   private readonly endedListeners: Array<(sessionId: string | null, stoppedAtMs: number | null, fileName: string | null) => void> = [];
 
   constructor(private readonly d: VarDeviceDeps) {
@@ -73,15 +77,15 @@ export class VarDevice implements VarDeviceApi {
   }
 
   /** @inheritdoc */
-  async startSession(req: StartRequest): Promise<{ ok: true; sessionId: string | null; startedAtMs: number } | VarFailure> {
-    if (this.starting) await this.starting.catch(() => undefined);
-    const p = this.doStart(req);
-    this.starting = p;
-    try {
-      return await p;
-    } finally {
-      if (this.starting === p) this.starting = null;
-    }
+  startSession(req: StartRequest): Promise<{ ok: true; sessionId: string | null; startedAtMs: number } | VarFailure> {
+    return this.serial(() => this.doStart(req));
+  }
+
+  /** Starts and stops run one after another, in arrival order. */
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.chain.catch(() => undefined).then(fn);
+    this.chain = p;
+    return p;
   }
 
   private async doStart(req: StartRequest): Promise<{ ok: true; sessionId: string | null; startedAtMs: number } | VarFailure> {
@@ -94,20 +98,26 @@ export class VarDevice implements VarDeviceApi {
     if (device.isRecording()) return fail('ALREADY_RECORDING', 'a recording started by a MultiCam controller is running; stop it first');
     const storageErr = this.d.storage.error();
     if (storageErr) return fail('LOW_STORAGE', storageErr);
+    const previous = capture.currentProfile();
     const profile = this.profileFor(req.profile);
+    const runBefore = capture.currentRunBase();
     const applied = capture.applyProfile(profile);
     if (applied.unchangeable.length) log.warn({ unchangeable: applied.unchangeable }, 'this camera source cannot apply part of the profile; recording with the current settings for those');
-    if (applied.restarted) {
-      const runBase = capture.currentRunBase();
-      const ok = await this.waitForRun(runBase, 15000);
-      if (!ok) return fail('CAPTURE_FAILED', `capture did not restart with the new profile: ${capture.status().error ?? 'no video within 15 s'}`);
+    if (applied.restarted && !(await this.waitForRun(runBefore + 1, 15000))) {
+      const why = capture.status().error ?? 'no video within 15 s';
+      capture.applyProfile(previous);
+      log.error({ profile, why }, 'capture did not come back with the new profile; going back to the previous one');
+      return fail('CAPTURE_FAILED', `capture did not start with ${profile.width}x${profile.height}@${profile.fps} (${why}); back to ${previous.width}x${previous.height}@${previous.fps}`);
     }
     const r = await device.startRecording(clock.now());
     if (r.kind !== 'started') return fail(r.kind === 'not_synchronized' ? 'CLOCK_NOT_SYNCHRONIZED' : 'START_FAILED', 'message' in r ? r.message : 'not started');
-    this.session = await this.d.book.open({ sessionId: req.sessionId, meta: req.meta, profile: capture.currentProfile(), startedAtMs: null });
+    // The session is current before anything is awaited, so a stop from elsewhere closes it.
+    const { rec, saved } = this.d.book.open({ sessionId: req.sessionId, meta: req.meta, profile: capture.currentProfile(), startedAtMs: null });
+    this.session = rec;
+    await saved;
     const startedAtMs = await this.firstFrameAtOrAfter(r.atMs);
-    await this.d.book.started(this.session, startedAtMs);
-    log.info({ sessionId: req.sessionId, startedAtMs, requestedMs: r.atMs, profile: this.session.profile, meta: req.meta }, 'VAR session recording');
+    await this.d.book.started(rec, startedAtMs);
+    log.info({ sessionId: req.sessionId, startedAtMs, requestedMs: r.atMs, profile: rec.profile, meta: req.meta }, 'VAR session recording');
     return { ok: true, sessionId: req.sessionId, startedAtMs };
   }
 
@@ -124,7 +134,8 @@ export class VarDevice implements VarDeviceApi {
       height = cam.height;
     }
     const fps = Math.min(p.fps ?? cur.fps, cam.fps);
-    const bitrateKbps = p.bitrateBps ? Math.max(100, Math.round(p.bitrateBps / 1000)) : cur.bitrateKbps;
+    // 100 kbit/s … 50 Mbit/s: beyond that an SD card cannot keep up anyway.
+    const bitrateKbps = p.bitrateBps ? Math.min(50000, Math.max(100, Math.round(p.bitrateBps / 1000))) : cur.bitrateKbps;
     return { width: width - (width % 2), height: height - (height % 2), fps, bitrateKbps };
   }
 
@@ -146,34 +157,36 @@ export class VarDevice implements VarDeviceApi {
     });
   }
 
-  /** Capture time of the first frame at or after `atMs` (read from the segment's own timestamps). */
+  /** Capture time of the first frame at or after `atMs` (read from the segments' own timestamps). */
   private async firstFrameAtOrAfter(atMs: number): Promise<number> {
     const { store, log } = this.d;
     const wait = this.d.segmentSec * 3000 + 3000;
-    const ok = await store.waitForCoverage(atMs + 1, wait);
-    const seg = ok ? store.all().find((s) => s.endMs > atMs) : undefined;
-    if (!seg) {
+    if (!(await store.waitForCoverage(atMs + 1, wait))) {
       log.warn({ atMs }, 'no frame captured after the start yet; recording_started carries the start request time');
       return atMs;
     }
-    try {
-      const frames = (await framePtsOfFile(seg.path)).map((p) => seg.runBase * 1000 + p / 90);
-      const first = frames.filter((t) => t >= atMs - 0.006).sort((a, b) => a - b)[0];
-      return first ?? seg.startMs;
-    } catch (err) {
-      log.warn({ segment: seg.name, err: (err as Error).message }, 'cannot read frame times; using the segment start');
-      return Math.max(atMs, seg.startMs);
+    for (const seg of store.all().filter((x) => x.endMs > atMs).slice(0, 3)) {
+      try {
+        const frames = (await framePtsOfFile(seg.path)).map((p) => seg.runBase * 1000 + p / 90).filter((t) => t >= atMs - 0.006);
+        if (frames.length) return Math.min(...frames);
+      } catch (err) {
+        log.warn({ segment: seg.name, err: (err as Error).message }, 'cannot read frame times of a segment');
+      }
     }
+    return atMs;
   }
 
   /** @inheritdoc */
-  async stopSession(sessionId: string | null): Promise<{ ok: true; sessionId: string | null; stoppedAtMs: number | null; fileName: string | null } | VarFailure> {
+  stopSession(sessionId: string | null): ReturnType<VarDeviceApi['stopSession']> {
+    return this.serial(() => this.doStop(sessionId));
+  }
+
+  private async doStop(sessionId: string | null): ReturnType<VarDeviceApi['stopSession']> {
     const { device } = this.d;
-    if (this.starting) await this.starting.catch(() => undefined);
     const open = this.session;
     if (!device.isRecording()) {
       const last = this.d.book.all().findLast((s) => s.startedAtMs !== null && s.stoppedAtMs !== null);
-      if (last && sessionId !== null && last.sessionId === sessionId) return { ok: true, sessionId, stoppedAtMs: last.stoppedAtMs, fileName: last.fileName };
+      if (last && sessionId !== null && last.sessionId === sessionId) return { ok: true, sessionId, stoppedAtMs: last.stoppedAtMs, fileName: last.fileName, repeated: true };
       return fail('NOT_RECORDING', 'not recording');
     }
     if (!open) return fail('NOT_RECORDING', 'the running recording was started by a MultiCam controller; stop it there');
@@ -182,7 +195,7 @@ export class VarDevice implements VarDeviceApi {
     }
     const r = await device.stopRecording(this.d.clock.now());
     if (r.kind !== 'stopped') return fail('STOP_FAILED', r.message);
-    return { ok: true, sessionId: open.sessionId, stoppedAtMs: r.lastFrameMs ?? null, fileName: r.fileName };
+    return { ok: true, sessionId: open.sessionId, stoppedAtMs: r.lastFrameMs ?? null, fileName: r.fileName, repeated: false };
   }
 
   private onStopped(r: StopResult): void {
@@ -208,13 +221,22 @@ export class VarDevice implements VarDeviceApi {
     const storageErr = this.d.storage.error();
     if (storageErr) return fail('LOW_STORAGE', storageErr);
     const at = this.d.markClock === 'coordinator' && mark.coordinatorTs !== null ? mark.coordinatorTs : mark.deviceTs;
+    const fromMs = at - Math.abs(r.fromMs);
+    const toMs = at + r.toMs;
+    if (toMs > this.d.clock.now() + MAX_WAIT_MS) return fail('CLIP_EXPORT_FAILED', `the clip window ends ${Math.round((toMs - this.d.clock.now()) / 1000)} s from now; at most ${MAX_WAIT_MS / 60000} min ahead`);
+    // A clip must not push free space under the floor (that would stop a running recording).
+    const estimate = ((toMs - fromMs) / 1000) * this.d.capture.currentProfile().bitrateKbps * 125 * 1.5;
+    const free = this.d.storage.freeBytes();
+    if (free !== null && free - estimate < this.d.minFreeBytes) {
+      return fail('LOW_STORAGE', `not enough space for the clip: ${Math.round(free / 1e6)} MB free, about ${Math.ceil(estimate / 1e6)} MB needed above the ${Math.round(this.d.minFreeBytes / 1e6)} MB floor`);
+    }
     try {
       const clip = await this.d.clips.export({
         clipId: r.clipId,
         markId: r.markId,
         sessionId: r.sessionId,
-        fromMs: at - Math.abs(r.fromMs),
-        toMs: at + r.toMs,
+        fromMs,
+        toMs,
         quality: r.quality,
       });
       return { ok: true, clipId: clip.clipId, durationMs: clip.durationMs, sizeBytes: clip.sizeBytes };

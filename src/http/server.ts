@@ -70,6 +70,9 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
     return reply.code(h.ok ? 200 : 503).send(h);
   });
 
+  // Clip responses being sent; cut at shutdown so a slow download cannot hold up close().
+  const downloads = new Set<ServerResponse>();
+  let closing = false;
   app.route<{ Params: { name: string } }>({
     method: ['GET', 'HEAD'],
     url: '/clips/:name',
@@ -78,6 +81,13 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
       const m = CLIP_NAME.exec(req.params.name);
       const handle = m && opts.clips ? await opts.clips.open(m[1]) : null;
       if (!handle) return reply.code(404).send({ error: 'no such clip' });
+      if (closing) {
+        handle.release();
+        return reply.code(503).header('Connection', 'close').send({ error: 'the unit is shutting down' });
+      }
+      const res = reply.raw;
+      downloads.add(res);
+      res.once('close', () => downloads.delete(res));
       const sent = sendClip(req.method === 'HEAD', req.headers, handle, reply);
       if (reply.statusCode === 200 && req.method === 'GET' && opts.clips?.delivered) {
         const clips = opts.clips;
@@ -133,9 +143,13 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
       unsubscribe();
     });
   });
-  // Open preview streams would hold server.close() forever: end them first.
+  // Open preview streams would hold server.close() forever: end them first. Clip downloads are
+  // cut (their handles are released on 'close'); the client may retry with a Range request.
   app.addHook('preClose', (done) => {
+    closing = true;
     for (const res of streams) endStream(res);
+    for (const res of downloads) res.destroy();
+    downloads.clear();
     done();
   });
   return app;

@@ -1,7 +1,7 @@
 /** The VAR node at its edges: commands before authentication, profile changes, a full disk, stops from elsewhere. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, writeFile, statfs } from 'node:fs/promises';
+import { mkdir, writeFile, statfs, readFile } from 'node:fs/promises';
 import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
@@ -183,6 +183,35 @@ test('a clip downloaded in full is removed after clips.keepDeliveredHours; one o
     assert.equal((await coord.download(b.payload.url)).status, 200);
   } finally {
     await unit.stop();
+    await coord.close();
+    await cleanup();
+  }
+});
+
+test('a clip still waiting for its post-roll at shutdown is finished with what was captured and announced', async () => {
+  const { dir, cleanup } = await tempDir();
+  const coord = await startCoordinator();
+  const unit = await paired(coord, dir);
+  const id = unit.app.deviceId;
+  try {
+    await waitFor(() => unit.app.store.size >= 3, 15000, 'pre-roll');
+    coord.startRecord(id, 'Z1', null);
+    await coord.waitFor((m) => m.type === 'recording_started');
+    assert.ok(coord.mark(id, 'ZM1'));
+    const ack = await coord.waitFor((m) => m.type === 'mark_ack');
+    const ready = coord.requestClip(id, 'ZM1', { fromMs: 1000, toMs: 60000 });
+    await new Promise((r) => setTimeout(r, 1500));
+    const t0 = Date.now();
+    await unit.stop();
+    assert.ok(Date.now() - t0 < 8000, `shutdown took ${Date.now() - t0} ms`);
+    const msg = await ready;
+    assert.equal(msg.type, 'clip_ready');
+    assert.ok(msg.payload.durationMs > 1000 && msg.payload.durationMs < 10000, `a short clip: ${msg.payload.durationMs} ms`);
+    const saved = JSON.parse(await readFile(join(dir, 'clips', 'clips.json'), 'utf8')) as Array<{ clipId: string; firstFrameMs: number }>;
+    assert.equal(saved[0].clipId, msg.payload.clipId);
+    assert.ok(Math.abs(saved[0].firstFrameMs - (ack.payload.deviceTs - 1000)) < 34);
+    assert.ok(unit.logs.find('clips being made end at the last frame captured').length === 1);
+  } finally {
     await coord.close();
     await cleanup();
   }

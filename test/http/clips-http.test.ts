@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { request, type IncomingMessage } from 'node:http';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { copyFile, mkdtemp, readFile, readdir, readlink, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdtemp, open, readFile, readdir, readlink, rm, stat } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -203,4 +204,50 @@ describe('clip download over HTTP', () => {
     assert.equal(parseRange('bytes=abc', 10), null);
     assert.equal(parseRange(undefined, 10), null);
   });
+});
+
+test('shutdown cuts a slow clip download instead of waiting for it, and releases its handle once', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'arenacam-clips-slow-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  // 24 MB of random bytes: the route only streams bytes, and far more than socket buffers hold.
+  const fh = await open(join(dir, 'slow.mp4'), 'w');
+  for (let i = 0; i < 24; i++) await fh.write(randomBytes(1024 * 1024));
+  await fh.close();
+  const clips = new FolderClips(dir);
+  const app = buildHttpServer({ log: silentLogger(), health: () => ({ ok: true }), clips });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const port = (app.server.address() as { port: number }).port;
+  // A client that takes the first chunk and then stops reading (a slow coordinator).
+  let received = 0;
+  let complete = false;
+  const req = request({ host: '127.0.0.1', port, path: '/clips/slow.mp4' });
+  const started = new Promise<IncomingMessage>((resolve, reject) => {
+    req.on('response', (res) => {
+      res.on('data', (b: Buffer) => (received += b.length));
+      res.once('data', () => {
+        res.pause();
+        resolve(res);
+      });
+      res.on('end', () => (complete = true));
+      res.on('error', () => undefined);
+    });
+    req.on('error', (err) => (received ? undefined : reject(err)));
+  });
+  req.end();
+  t.after(() => req.destroy());
+  const res = await started;
+  await sleep(200); // the server fills the socket buffers and stalls
+  assert.equal(clips.opened[0].releases, 0, 'the download is still going');
+  const t0 = performance.now();
+  const closed = await Promise.race([app.close().then(() => 'closed'), sleep(5000).then(() => 'still waiting')]);
+  const ms = performance.now() - t0;
+  assert.equal(closed, 'closed');
+  assert.ok(ms < 2000, `close took ${ms.toFixed(0)} ms`);
+  // Reading again, the client gets what was in flight and then sees the download cut short.
+  const ended = new Promise((resolve) => res.once('close', resolve));
+  res.resume();
+  assert.equal(await Promise.race([ended.then(() => 'ended'), sleep(2000).then(() => 'still open')]), 'ended');
+  assert.equal(complete, false, 'the response did not end normally');
+  assert.ok(received < 24 * 1024 * 1024, `the client got ${received} bytes, not the whole clip`);
+  assert.deepEqual(clips.opened.map((o) => [o.id, o.releases]), [['slow', 1]]);
 });

@@ -1,7 +1,7 @@
 /** The WebSocket side of the VAR node: connect, reconnect forever with backoff and jitter, feed the node. */
 import { WebSocket } from 'ws';
 import type { Logger } from '../../log.js';
-import type { VarNode } from './node.js';
+import { HARD_MAX_FRAME_BYTES, type VarNode } from './node.js';
 
 /** Client options. */
 export interface VarClientOptions {
@@ -68,18 +68,33 @@ export class VarClient {
     }
     this.connectedUrl = target.url;
     node.connecting();
-    const ws = new WebSocket(target.url, { maxPayload: this.o.maxMessageBytes, handshakeTimeout: 10000, perMessageDeflate: false });
+    let ws: WebSocket;
+    try {
+      // The socket's own cap is generous: the node refuses oversized known messages with an
+      // error and ignores unknown ones, rather than dropping the link (INTEROP: never disconnect for them).
+      ws = new WebSocket(target.url, { maxPayload: HARD_MAX_FRAME_BYTES, handshakeTimeout: 10000, perMessageDeflate: false });
+    } catch (err) {
+      this.lastError = (err as Error).message;
+      log.error({ url: target.url, err: this.lastError }, 'cannot connect to this coordinator address');
+      this.schedule(this.delay(), true);
+      return;
+    }
     this.ws = ws;
+    let localAddress = '127.0.0.1';
+    ws.once('upgrade', (res) => {
+      localAddress = res.socket.localAddress ?? localAddress;
+    });
     let retry = true;
     let alive = true;
     ws.on('open', () => {
       this.waitingForLink = false;
       this.lastError = null;
-      const sock = (ws as unknown as { _socket?: { localAddress?: string } })._socket;
       log.info({ url: target.url }, 'connected to the coordinator');
       node.onOpen({
         send: (text) => {
-          if (ws.readyState === WebSocket.OPEN) ws.send(text);
+          if (ws.readyState !== WebSocket.OPEN) return false;
+          ws.send(text);
+          return true;
         },
         close: (reason, again) => {
           retry = again;
@@ -87,7 +102,7 @@ export class VarClient {
           log.info({ reason }, 'closing the coordinator connection');
           ws.close(1000, reason.slice(0, 120));
         },
-        localAddress: sock?.localAddress ?? '127.0.0.1',
+        localAddress,
       });
       const every = this.o.keepaliveMs ?? 10000;
       this.keepTimer = setInterval(() => {
@@ -110,7 +125,7 @@ export class VarClient {
       else node.onMessage(Buffer.isBuffer(data) ? data.toString('utf8') : Buffer.concat(data as Buffer[]).toString('utf8'));
     });
     ws.on('error', (err: Error & { code?: string }) => {
-      const msg = err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? `a frame over ${this.o.maxMessageBytes} bytes was refused` : err.message;
+      const msg = err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? `a frame over ${HARD_MAX_FRAME_BYTES} bytes was refused` : err.message;
       if (msg !== this.lastError) log.warn({ url: target.url, err: msg }, 'coordinator connection error');
       this.lastError = msg;
     });

@@ -44,10 +44,15 @@ export interface RecordProfile {
 export type ClipQuality = 'original' | 'preview';
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+/** A short picture of an untrusted value for error texts (never throws, even on very deep nesting). */
 const show = (v: unknown): string => {
-  const s = JSON.stringify(v) ?? typeof v;
-  return s.length > 40 ? `${s.slice(0, 37)}...` : s;
+  if (Array.isArray(v)) return `an array`;
+  if (isObject(v)) return 'an object';
+  const s = typeof v === 'string' ? JSON.stringify(v.length > 40 ? v.slice(0, 37) + '...' : v) : String(v);
+  return s.length > 44 ? `${s.slice(0, 41)}...` : s;
 };
+/** Largest `meta` kept with a session, as JSON. */
+const MAX_META_BYTES = 4096;
 /** Major version 1 only: "1", "1.0", "1.2", "1.2.3". */
 const VERSION_1 = /^1(?:\.\d+){0,2}$/;
 
@@ -174,6 +179,13 @@ export function readStartRecord(
     const sessionId = topSessionId || optString(payload, 'sessionId') || null;
     const meta = payload.meta ?? {};
     if (!isObject(meta)) throw new FieldError(`field "payload.meta" must be an object, got ${show(meta)}`);
+    let size = Infinity;
+    try {
+      size = Buffer.byteLength(JSON.stringify(meta));
+    } catch {
+      /* too deep to serialise: refused below */
+    }
+    if (size > MAX_META_BYTES) throw new FieldError(`field "payload.meta" must serialise to at most ${MAX_META_BYTES} bytes`);
     return { sessionId, profile: readProfile(payload.profile), meta };
   });
 }
@@ -183,11 +195,12 @@ export function readMark(payload: Record<string, unknown>): ReadResult<{ markId:
   return reader('mark', () => ({
     markId: idString(payload, 'markId', 128),
     coordinatorTs: optNumber(payload, 'coordinatorTs', 'payload.coordinatorTs', () => true, 'a number (ms)'),
-    note: optString(payload, 'note'),
+    note: optString(payload, 'note')?.slice(0, 1000) ?? null,
   }));
 }
 
-const CLIP_ID = /^[A-Za-z0-9_-]{1,128}$/;
+/** Clip ids a coordinator may choose (and this unit uses): safe as a file name and in a URL. */
+export const CLIP_ID = /^[A-Za-z0-9_-]{1,128}$/;
 
 /** Reads request_clip as the window [mark − |fromMs|, mark + toMs] (the coordinator sends +10000, the document −10000). */
 export function readRequestClip(
@@ -255,6 +268,7 @@ export function parsePairLink(link: string): PairLink {
   }
   if (u.protocol === 'ws:' || u.protocol === 'wss:') {
     if (u.username || u.password) return { error: 'credentials in the URL are not supported' };
+    if (text.includes('#')) return { error: 'a WebSocket URL cannot have a #fragment' };
     return { url: u.href, token: '' };
   }
   if (u.protocol !== 'var:') return { error: `unsupported scheme "${u.protocol.replace(/:$/, '')}": expected var://pair, ws:// or wss://` };
@@ -276,4 +290,10 @@ export function parsePairLink(link: string): PairLink {
   if (token === '') return { error: 'pairing link has no "token"' };
   if (!/^[A-Za-z0-9]{4,64}$/.test(token)) return { error: `"token" ${show(token)} must be 4 to 64 letters or digits` };
   return { url: `ws://${family === 6 ? `[${host}]` : host}:${port}/ws`, token: token.toUpperCase() };
+}
+
+/** An address as it goes in a URL (IPv6 in brackets, IPv4-mapped IPv6 unwrapped). */
+export function formatHost(host: string): string {
+  const h = host.replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, '$1');
+  return h.includes(':') && !h.startsWith('[') ? `[${h}]` : h;
 }

@@ -1,7 +1,9 @@
 /** The VAR camera node: pairing/auth and command handling over one connection, free of sockets. */
-import type { Logger } from '../../log.js';
+import type { Connection, LinkState, VarNodeOptions } from './types.js';
+import { Outbox } from './outbox.js';
 import {
   buildOutbound,
+  formatHost,
   parseInbound,
   readDisconnect,
   readMark,
@@ -12,87 +14,33 @@ import {
   type Inbound,
 } from './messages.js';
 
-/** A refusal with a wire code. */
-export interface VarFailure {
-  ok: false;
-  code: string;
-  message: string;
-}
-
-/** A start_record as the device sees it. */
-export interface StartRequest {
-  sessionId: string | null;
-  profile: { width: number | null; height: number | null; fps: number | null; bitrateBps: number | null } | null;
-  meta: Record<string, unknown>;
-}
-
-/** What the node asks of the device (implemented in device/, over the segment store and catalogs). */
-export interface VarDeviceApi {
-  capabilities(): { maxResolution: string; maxFps: number; segmentRecording: boolean };
-  status(): { battery: number | null; temperature: number | null; freeSpaceMB: number | null; isRecording: boolean; signalStrength: number | null; sessionId: string | null };
-  startSession(req: StartRequest): Promise<{ ok: true; sessionId: string | null; startedAtMs: number } | VarFailure>;
-  stopSession(sessionId: string | null): Promise<{ ok: true; sessionId: string | null; stoppedAtMs: number | null; fileName: string | null } | VarFailure>;
-  mark(m: { markId: string; coordinatorTs: number | null; note: string | null; deviceTs: number; sessionId: string | null }): Promise<void>;
-  requestClip(r: { markId: string; fromMs: number; toMs: number; quality: 'original' | 'preview'; clipId: string | null; sessionId: string | null }): Promise<
-    { ok: true; clipId: string; durationMs: number; sizeBytes: number } | VarFailure
-  >;
-}
-
-/** Pairing persistence as the node needs it. */
-export interface PairingApi {
-  key(): string | null;
-  token(): string | null;
-  paired(key: string, assignedName: string | null, token: string | null): Promise<void>;
-  forgetKey(why: string): Promise<void>;
-  rejected(token: string | null, reason: string): Promise<void>;
-}
-
-/** Where the node is in its life with the coordinator. */
-export type LinkState = 'disconnected' | 'connecting' | 'pairing' | 'authenticating' | 'ready' | 'needs_pairing';
-
-/** What the node needs from the connection it runs on. */
-export interface Connection {
-  send(text: string): void;
-  /** Close; `retry` false = do not reconnect until the pairing target changes. */
-  close(reason: string, retry: boolean): void;
-  /** The unit's address on this connection (for clip URLs). */
-  localAddress: string;
-}
-
-/** Node options. */
-export interface VarNodeOptions {
-  deviceId: string;
-  deviceName: string;
-  appVersion: string;
-  maxMessageBytes: number;
-  httpPort: () => number;
-  advertisedHost: string | null;
-  device: VarDeviceApi;
-  pairing: PairingApi;
-  now: () => number;
-  log: Logger;
-}
-
 /** Messages queued while the link is down (results must reach the coordinator after a reconnect). */
 const OUTBOX_MAX = 200;
 const COMMANDS = new Set(['start_record', 'stop_record', 'mark', 'request_clip']);
-const QUIET = new Set(['auth_ok', 'hello', 'hello_ack', 'welcome', 'status_ack', 'pong']);
+/** Types this node understands; frames of these over maxMessageBytes are refused, other types of any size ignored. */
+const KNOWN = new Set([...COMMANDS, 'pair_accept', 'pair_reject', 'auth_ok', 'auth_failed', 'ping', 'disconnect', 'error']);
+const QUIET = new Set(['hello', 'hello_ack', 'welcome', 'status_ack', 'pong']);
+/** Hard cap on any frame (the socket's limit); unknown types up to it are ignored, not refused. */
+export const HARD_MAX_FRAME_BYTES = 4 * 1024 * 1024;
 
 /** One VAR node; the client feeds it connections and messages. */
 export class VarNode {
   private conn: Connection | null = null;
   private linkState: LinkState = 'disconnected';
   private pendingToken: string | null = null;
-  private readonly outbox: string[] = [];
+  private readonly outbox: Outbox;
+  private lastAddress = '127.0.0.1';
   private readonly unknownSeen = new Set<string>();
   private lastReject: { reason: string; atMs: number } | null = null;
   private assignedName: string | null = null;
 
-  constructor(private readonly o: VarNodeOptions) {}
+  constructor(private readonly o: VarNodeOptions) {
+    this.outbox = new Outbox(OUTBOX_MAX, o.log);
+  }
 
   /** Link state, last rejection and the name the coordinator gave. */
   view(): { state: LinkState; assignedName: string | null; lastReject: { reason: string; atMs: number } | null; queued: number } {
-    return { state: this.linkState, assignedName: this.assignedName, lastReject: this.lastReject, queued: this.outbox.length };
+    return { state: this.linkState, assignedName: this.assignedName, lastReject: this.lastReject, queued: this.outbox.size };
   }
 
   /** Set the name the coordinator gave (loaded from disk). */
@@ -103,6 +51,7 @@ export class VarNode {
   /** A connection opened: hello, then auth with the key or pair with the token. */
   onOpen(conn: Connection): void {
     this.conn = conn;
+    this.lastAddress = conn.localAddress;
     const caps = this.o.device.capabilities();
     this.emit('hello', { deviceName: this.o.deviceName, platform: 'linux', appVersion: this.o.appVersion, capabilities: caps });
     const key = this.o.pairing.key();
@@ -146,25 +95,37 @@ export class VarNode {
     this.emit('status', payload, sessionId);
   }
 
-  /** One text frame from the coordinator. */
+  /** One text frame from the coordinator. Never throws; failures go back as `error`. */
   onMessage(text: string): void {
-    const parsed = parseInbound(text, this.o.maxMessageBytes);
-    if (!parsed.ok) {
-      this.o.log.warn({ code: parsed.code, type: parsed.type, error: parsed.message }, 'bad message from the coordinator');
-      this.emit('error', { code: parsed.code, message: parsed.message });
-      return;
-    }
-    const msg = parsed.msg;
     try {
-      this.dispatch(msg);
+      const parsed = parseInbound(text, HARD_MAX_FRAME_BYTES);
+      if (!parsed.ok) {
+        this.o.log.warn({ code: parsed.code, type: parsed.type, error: parsed.message }, 'bad message from the coordinator');
+        // Never answer a broken `error` with an `error` (two such peers would ping-pong forever).
+        if (parsed.type !== 'error') this.emit('error', { code: parsed.code, message: parsed.message });
+        return;
+      }
+      const bytes = Buffer.byteLength(text);
+      if (KNOWN.has(parsed.msg.type) && bytes > this.o.maxMessageBytes) {
+        const message = `${parsed.msg.type} of ${bytes} bytes exceeds the limit of ${this.o.maxMessageBytes}`;
+        this.o.log.warn({ type: parsed.msg.type, bytes }, 'oversized message from the coordinator refused');
+        this.emit('error', { code: 'TOO_LARGE', message });
+        return;
+      }
+      this.dispatch(parsed.msg);
     } catch (err) {
-      this.o.log.error({ type: msg.type, err: (err as Error).message }, 'message handling failed');
-      this.emit('error', { code: 'INTERNAL', message: (err as Error).message });
+      this.internal('message', err);
     }
+  }
+
+  private internal(type: string, err: unknown): void {
+    this.o.log.error({ type, err: (err as Error).message }, 'message handling failed');
+    this.emit('error', { code: 'INTERNAL', message: `${type} failed: ${(err as Error).message}` }, null, true);
   }
 
   private dispatch(msg: Inbound): void {
     const { log } = this.o;
+    const async = (p: Promise<void>) => void p.catch((err) => this.internal(msg.type, err));
     if (COMMANDS.has(msg.type) && this.linkState !== 'ready') {
       log.warn({ type: msg.type, state: this.linkState }, 'command before pairing/authentication refused');
       this.emit('error', { code: 'NOT_AUTHENTICATED', message: `${msg.type} refused: this camera has not paired or authenticated on this connection` });
@@ -172,32 +133,33 @@ export class VarNode {
     }
     switch (msg.type) {
       case 'pair_accept':
-        return void this.onPairAccept(msg);
+        return async(this.onPairAccept(msg));
       case 'pair_reject':
-        return void this.onPairReject(msg);
+        return async(this.onPairReject(msg));
       case 'auth_ok':
+        if (this.linkState !== 'authenticating') return log.warn({ state: this.linkState }, 'unexpected auth_ok ignored');
         log.info('authenticated with the coordinator');
         return this.becomeReady();
       case 'auth_failed':
-        return void this.onAuthFailed();
+        return async(this.onAuthFailed());
       case 'ping':
         return this.emit('pong', { deviceTs: this.o.now() });
       case 'disconnect':
-        return void this.onDisconnect(msg);
+        return async(this.onDisconnect(msg));
       case 'start_record':
-        return void this.onStart(msg);
+        return async(this.onStart(msg));
       case 'stop_record':
-        return void this.onStop(msg);
+        return async(this.onStop(msg));
       case 'mark':
-        return void this.onMark(msg);
+        return async(this.onMark(msg));
       case 'request_clip':
-        return void this.onClip(msg);
+        return async(this.onClip(msg));
       case 'error':
         log.warn({ payload: msg.payload }, 'the coordinator reported an error');
         return;
       default:
         if (QUIET.has(msg.type)) return;
-        if (!this.unknownSeen.has(msg.type)) {
+        if (!this.unknownSeen.has(msg.type) && this.unknownSeen.size < 100) {
           this.unknownSeen.add(msg.type);
           log.info({ type: msg.type }, 'unknown message type from the coordinator ignored (logged once per type)');
         }
@@ -207,13 +169,18 @@ export class VarNode {
   private becomeReady(): void {
     this.linkState = 'ready';
     this.lastReject = null;
-    const queued = this.outbox.splice(0);
-    for (const text of queued) this.conn?.send(text);
-    if (queued.length) this.o.log.info({ messages: queued.length }, 'results kept while disconnected delivered');
+    const queued = this.outbox.drain();
+    let sent = 0;
+    for (const { type, text } of queued) {
+      if (this.conn?.send(text)) sent++;
+      else this.outbox.push(type, text);
+    }
+    if (queued.length) this.o.log.info({ messages: sent, left: queued.length - sent }, 'results kept while disconnected delivered');
     this.tick();
   }
 
   private async onPairAccept(msg: Inbound): Promise<void> {
+    if (this.linkState !== 'pairing') return void this.o.log.warn({ state: this.linkState }, 'unexpected pair_accept ignored');
     const r = readPairAccept(msg.payload);
     if (!r.ok) {
       this.o.log.error({ error: r.message }, 'unusable pair_accept');
@@ -240,6 +207,7 @@ export class VarNode {
   }
 
   private async onAuthFailed(): Promise<void> {
+    if (this.linkState !== 'authenticating') return void this.o.log.warn({ state: this.linkState }, 'unexpected auth_failed ignored');
     this.o.log.warn('the coordinator refused our key (auth_failed); forgetting it and pairing again');
     await this.o.pairing.forgetKey('auth_failed');
     this.linkState = 'disconnected';
@@ -267,7 +235,9 @@ export class VarNode {
   private async onStop(msg: Inbound): Promise<void> {
     const res = await this.o.device.stopSession(msg.sessionId);
     if (!res.ok) return this.fail(res.code, res.message, msg.sessionId);
-    this.sessionEnded(res.sessionId, res.stoppedAtMs, res.fileName);
+    // A stop that happened now reaches the coordinator through sessionEnded (the device's stop
+    // listener); only a repeated stop_record for a session already stopped is answered here.
+    if (res.repeated) this.sessionEnded(res.sessionId, res.stoppedAtMs, res.fileName);
   }
 
   /** A recording ended (stop_record, or another way: MultiCam STOP, full disk): tell the coordinator. */
@@ -294,7 +264,7 @@ export class VarNode {
       this.emit('error', { code: res.code, message: res.message, markId: req.markId, clipId: req.clipId }, msg.sessionId, true);
       return;
     }
-    const host = this.o.advertisedHost ?? this.conn?.localAddress ?? '127.0.0.1';
+    const host = this.o.advertisedHost ?? this.conn?.localAddress ?? this.lastAddress;
     const url = `http://${formatHost(host)}:${this.o.httpPort()}/clips/${res.clipId}.mp4`;
     this.emit('clip_ready', { clipId: res.clipId, markId: req.markId, url, durationMs: res.durationMs, sizeBytes: res.sizeBytes }, msg.sessionId, true);
   }
@@ -308,18 +278,7 @@ export class VarNode {
   private emit(type: string, payload: object, sessionId: string | null = null, keep = false): void {
     const text = buildOutbound(type, this.o.deviceId, payload, sessionId);
     const handshake = type === 'hello' || type === 'auth' || type === 'pair_request';
-    if (this.conn && (this.linkState === 'ready' || handshake || !keep)) {
-      this.conn.send(text);
-      return;
-    }
-    if (!keep) return;
-    if (this.outbox.length >= OUTBOX_MAX) this.outbox.shift();
-    this.outbox.push(text);
+    if (this.conn && (this.linkState === 'ready' || handshake || !keep) && this.conn.send(text)) return;
+    if (keep) this.outbox.push(type, text);
   }
-}
-
-/** An address as it goes in a URL (IPv6 in brackets, IPv4-mapped IPv6 unwrapped). */
-export function formatHost(host: string): string {
-  const h = host.replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, '$1');
-  return h.includes(':') && !h.startsWith('[') ? `[${h}]` : h;
 }
