@@ -63,7 +63,8 @@ export function encoderArgs(encoder: Config['encoder'], fps: number, segmentSec:
 }
 
 /**
- * The whole command line. Each frame is stamped with the wall clock as it leaves the source
+ * The whole command line. Every packet is flushed to the open segment as it is muxed
+ * (flush_packets), so clips can take their last frames from the segment still being written. Each frame is stamped with the wall clock as it leaves the source
  * (setpts=RTCTIME), minus the run base so values stay small; -copyts keeps those stamps all the
  * way into the MPEG-TS segments and the segment list, so segment times are capture times.
  */
@@ -82,7 +83,7 @@ export function buildCaptureArgs(spec: CaptureRunSpec): string[] {
     '-copyts', ...filter, '-fps_mode', 'passthrough', '-enc_time_base', '1/90000',
     '-an', ...encoderArgs(encoder, camera.fps, segmentSec),
     '-f', 'segment', '-segment_time', String(segmentSec), '-segment_format', 'mpegts',
-    '-segment_format_options', 'mpegts_copyts=1', '-reset_timestamps', '0',
+    '-segment_format_options', 'mpegts_copyts=1:flush_packets=1', '-reset_timestamps', '0',
     '-segment_list', csv, '-segment_list_type', 'csv', '-segment_list_flags', 'live',
     pattern,
   ];

@@ -7,6 +7,7 @@ import type { Logger } from '../log.js';
 import type { Clock } from '../util/clock.js';
 import type { Segment, SegmentStore } from '../capture/segment-store.js';
 import { assembleRange } from '../media/assemble.js';
+import { tailOpenSegment, type TailEnd } from '../capture/segment-tail.js';
 import { ClipError, toClipError } from './clip-errors.js';
 export { ClipError } from './clip-errors.js';
 import { transcodePreview } from '../media/preview-clip.js';
@@ -172,12 +173,13 @@ export class ClipStore {
     }
     const waitMs = this.o.captureAlive() ? this.o.segmentSec * 3000 + 3000 : 500;
     let waitedOut = false;
-    const next = async (after: Segment): Promise<Segment | null> => {
-      // Until the window end is reached, wait as long as it takes capture to get there.
-      const untilEnd = Math.max(0, req.toMs - clock.now());
-      const s = await Promise.race([store.nextAfter(after, untilEnd + waitMs), this.whenClosing()]);
-      if (!s) waitedOut = true;
-      return s;
+    // The post-roll is taken from the segments as ffmpeg writes them, up to the first frame past
+    // the window: no waiting for the last segment to close.
+    const closing = this.closing.signal;
+    const tail = async function* (after: Segment): AsyncGenerator<Buffer, TailEnd> {
+      const end: TailEnd = yield* tailOpenSegment(store, after, req.toMs, waitMs, closing);
+      if (end.kind === 'gone') waitedOut = true;
+      return end;
     };
     let segs = segments;
     if (segs.length === 0) {
@@ -190,7 +192,7 @@ export class ClipStore {
     const target = quality === 'preview' ? join(this.o.dir, `.${clipId}.original.mp4`) : out;
     let res;
     try {
-      res = await assembleRange({ segments: segs, next, startMs: req.fromMs, stopMs: req.toMs, outPath: target, ffmpegPath: this.o.ffmpegPath });
+      res = await assembleRange({ segments: segs, tail, startMs: req.fromMs, stopMs: req.toMs, outPath: target, ffmpegPath: this.o.ffmpegPath });
     } catch (err) {
       throw toClipError(err);
     }
@@ -243,12 +245,6 @@ export class ClipStore {
       'clip ready',
     );
     return info;
-  }
-
-  private whenClosing(): Promise<null> {
-    const signal = this.closing.signal;
-    if (signal.aborted) return Promise.resolve(null);
-    return new Promise((resolve) => signal.addEventListener('abort', () => resolve(null), { once: true }));
   }
 
   /** Shutdown: clips still waiting for their post-roll are finished at once with what was captured. */

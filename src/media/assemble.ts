@@ -7,6 +7,7 @@ import { Readable } from 'node:stream';
 import type { Segment } from '../capture/segment-store.js';
 import { fsyncDir } from '../util/atomic.js';
 import { readMp4Info, samplePts, trimStart } from './mp4.js';
+import type { TailEnd } from '../capture/segment-tail.js';
 
 /** What an assembly produced. */
 export interface AssemblyResult {
@@ -30,6 +31,11 @@ export interface AssemblyRequest {
    * or null when there is no more. Assembly starts at once and takes them as they come.
    */
   next?: (after: Segment) => Promise<Segment | null>;
+  /**
+   * Instead of `next`: the bytes of the segment after a given one as they are written, ending at
+   * the first frame at or after `stopMs`; 'closed' continues with the following segment.
+   */
+  tail?: (after: Segment) => AsyncGenerator<Buffer, TailEnd>;
   startMs: number;
   stopMs: number;
   outPath: string;
@@ -76,11 +82,11 @@ export async function assembleRange(req: AssemblyRequest): Promise<AssemblyResul
     // back through a pipe they need no per-file probing (the concat demuxer spends most of its
     // time probing each file). Across runs the timestamps restart, so the concat demuxer is used.
     const oneRun = segs.every((s) => s.runBase === segs[0].runBase);
-    if (!oneRun && req.next) throw new Error('a live range must come from one capture run');
+    if (!oneRun && (req.next || req.tail)) throw new Error('a live range must come from one capture run');
     if (!oneRun) await writeFile(list, concatList(segs));
     // A fresh input per attempt (a pipe can be read once); the retry below is a rare fallback.
     const input = (): JobInput =>
-      oneRun ? { kind: 'pipe', stream: Readable.from(catSegments(segs, req.stopMs, req.next)) } : { kind: 'concat', list };
+      oneRun ? { kind: 'pipe', stream: Readable.from(catSegments(segs, req.stopMs, req.next, req.tail)) } : { kind: 'concat', list };
     const seconds = (req.stopMs - t0) / 1000;
     const common = [
       '-map', '0:v:0', '-c', 'copy', '-t', seconds.toFixed(6), '-use_editlist', '1',
@@ -140,11 +146,21 @@ export async function assembleRange(req: AssemblyRequest): Promise<AssemblyResul
 type JobInput = { kind: 'concat'; list: string } | { kind: 'pipe'; stream: Readable };
 
 /** The bytes of the segments one after the other, then of those still to come up to `stopMs`. */
-async function* catSegments(segs: Segment[], stopMs: number, next?: (after: Segment) => Promise<Segment | null>): AsyncGenerator<Buffer> {
+async function* catSegments(
+  segs: Segment[],
+  stopMs: number,
+  next?: (after: Segment) => Promise<Segment | null>,
+  tail?: (after: Segment) => AsyncGenerator<Buffer, TailEnd>,
+): AsyncGenerator<Buffer> {
   let last: Segment | null = null;
   for (const s of segs) {
     yield* catFile(s.path);
     last = s;
+  }
+  while (tail && last && last.endMs < stopMs) {
+    const end: TailEnd = yield* tail(last);
+    if (end.kind !== 'closed') return;
+    last = end.seg;
   }
   while (next && last && last.endMs < stopMs) {
     const s = await next(last);

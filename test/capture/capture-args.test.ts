@@ -17,7 +17,7 @@ test('every frame is stamped with the wall clock minus the run base and the stam
   const vf = args[args.indexOf('-vf') + 1];
   assert.equal(vf, 'settb=1/1000000,setpts=RTCTIME-1795000000000000');
   for (const flag of ['-copyts', '-fps_mode', '-enc_time_base']) assert.ok(args.includes(flag), flag);
-  assert.equal(args[args.indexOf('-segment_format_options') + 1], 'mpegts_copyts=1');
+  assert.equal(args[args.indexOf('-segment_format_options') + 1], 'mpegts_copyts=1:flush_packets=1');
   assert.equal(args.at(-1), '/data/segments/1795000000_%06d.ts');
   assert.equal(args[args.indexOf('-segment_list') + 1], runFiles('/data/segments', 1795000000).csv);
 });

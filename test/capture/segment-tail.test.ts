@@ -1,0 +1,73 @@
+/** Reading the segment ffmpeg is still writing, up to the first frame at or after an instant. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { packetFrameMs, tailOpenSegment, type TailEnd } from '../../src/capture/segment-tail.js';
+import { videoPtsList } from '../../src/media/ts-pts.js';
+import { startUnit, tempDir, waitFor } from '../helpers/device.js';
+
+const FRAME_MS = 1000 / 30;
+
+async function collect(gen: AsyncGenerator<Buffer, TailEnd>): Promise<{ bytes: Buffer; end: TailEnd; endedAt: number }> {
+  const parts: Buffer[] = [];
+  let r = await gen.next();
+  while (!r.done) {
+    parts.push(Buffer.from(r.value));
+    r = await gen.next();
+  }
+  return { bytes: Buffer.concat(parts), end: r.value, endedAt: Date.now() };
+}
+
+test('the open segment is read as it is written and ends just before the first frame at or after the stop', async () => {
+  const { dir, cleanup } = await tempDir();
+  const unit = await startUnit({ dataDir: dir });
+  try {
+    await waitFor(() => unit.app.store.size >= 2, 15000, 'segments');
+    const last = unit.app.store.all().at(-1)!;
+    const stopMs = Date.now() + 400;
+    const { bytes, end, endedAt } = await collect(tailOpenSegment(unit.app.store, last, stopMs, 5000));
+    assert.equal(end.kind, 'reached');
+    assert.ok(endedAt - stopMs < 400, `reached ${endedAt - stopMs} ms after the stop instant (a segment closes up to 1000 ms after)`);
+    assert.equal(bytes.length % 188, 0, 'whole packets only');
+    const frames = videoPtsList(bytes).map((p) => last.runBase * 1000 + p / 90);
+    assert.ok(frames.length > 5);
+    assert.ok(frames.every((t) => t < stopMs), 'no frame at or after the stop');
+    assert.ok(Math.max(...frames) >= stopMs - 2 * FRAME_MS, 'every frame before the stop is there');
+    assert.ok(Math.abs(Math.min(...frames) - last.endMs) < FRAME_MS / 2, `it starts with the segment after the given one: first ${Math.min(...frames) - last.endMs} ms from its end`);
+  } finally {
+    await unit.stop();
+    await cleanup();
+  }
+});
+
+test('a segment that closes before the stop is read whole and handed on; a stalled one ends as gone', async () => {
+  const { dir, cleanup } = await tempDir();
+  const unit = await startUnit({ dataDir: dir });
+  try {
+    await waitFor(() => unit.app.store.size >= 2, 15000, 'segments');
+    const last = unit.app.store.all().at(-1)!;
+    const { bytes, end } = await collect(tailOpenSegment(unit.app.store, last, Date.now() + 60000, 5000));
+    assert.equal(end.kind, 'closed');
+    const seg = (end as { kind: 'closed'; seg: typeof last }).seg;
+    assert.equal(seg.seq, last.seq + 1);
+    const { readFile } = await import('node:fs/promises');
+    assert.ok(bytes.equals(await readFile(seg.path)), 'every byte of the closed segment');
+    await unit.app.capture.stop();
+    const stalled = await collect(tailOpenSegment(unit.app.store, unit.app.store.all().at(-1)!, Date.now() + 60000, 300));
+    assert.equal(stalled.end.kind, 'gone');
+  } finally {
+    await unit.stop();
+    await cleanup();
+  }
+});
+
+test('packet parsing ignores packets that do not start a video PES', () => {
+  const p = Buffer.alloc(188, 0xff);
+  p[0] = 0x47;
+  assert.equal(packetFrameMs(p, 0), null, 'no payload-unit start');
+  p[1] = 0x40;
+  p[3] = 0x10;
+  p.set([0, 0, 1, 0xc0], 4);
+  assert.equal(packetFrameMs(p, 0), null, 'an audio stream id');
+  p.set([0, 0, 1, 0xe0, 0, 0, 0x80, 0x80, 5, 0x21, 0x00, 0x01, 0x00, 0x03], 4);
+  assert.equal(packetFrameMs(p, 1000), 1000 * 1000 + 1 / 90, 'PTS 1 tick after the run base');
+});
