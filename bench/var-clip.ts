@@ -7,10 +7,12 @@
  * its mark_ack, so the clip is cut while its post-roll is still being captured.
  *
  * Per clip:
- * - clipReadyMs: when the coordinator received clip_ready, minus (a) segReadyMs, the moment the
- *   segment holding the window end (the first with endMs ≥ mark + 5000) was added to the store
- *   (`app.store.on('segment')`, same process, same clock), and (b) wallEndMs = mark + 5000
- *   itself (so (b) also holds the segmenting latency, about one segment).
+ * - clipReadyMs: when the coordinator received clip_ready, minus (b) wallEndMs = mark + 5000, the
+ *   moment the post-roll's last frame is captured (the unit reads the post-roll from the segment
+ *   ffmpeg is still writing), and minus (a) segReadyMs, the moment the segment holding the window
+ *   end was added to the store (`app.store.on('segment')`; negative when the clip was ready first).
+ * - Goals are judged from (b): against a bare concat started when its input exists, i.e. the
+ *   segment wait (segReady − wallEnd) plus the bare concat time.
  * - Baselines in the same run, right after clip_ready with the unit still capturing, over exactly
  *   the segments `app.store.overlapping(from, to)` returns then: bare
  *   `ffmpeg -f concat -safe 0 -i list.txt -c copy out.mp4`, the same with `-movflags +faststart`
@@ -102,8 +104,10 @@ interface ClipRecord {
   segmentBytes: number;
   runs: number;
   baseline: { bareMs: number; faststartMs: number; replayMs: number; order: string[]; bareDurationSec: number; bareProblems: string[] };
-  ratio: { clipOverBare: number; clipOverFaststart: number; replayOverBare: number };
+  ratio: { wallEndClipOverBareFromWallEnd: number; wallEndClipOverBare: number; clipOverBare: number; clipOverFaststart: number; replayOverBare: number };
+  /** Judged from the window end (the post-roll's last frame captured): clip_ready vs segment wait + bare concat. */
   goals: { withinRatio: boolean; under500ms: boolean };
+  bareFromWallEndMs: number;
   clip: { sizeBytes: number; contentLength: number; bytes: number; sizesAgree: boolean; durationMs: number };
   accuracy: null | {
     frames: number;
@@ -199,10 +203,16 @@ async function main(): Promise<void> {
       const asked = nowMs();
       const [ready] = await Promise.all([readyWait, c.requestClip(deviceId, markId, { fromMs: FROM_MS, toMs: TO_MS, quality: 'original', timeoutMs: 60000 })]).finally(() => clearInterval(sampler));
       if (ready.type !== 'clip_ready') throw new Error(`clip ${markId} failed: ${JSON.stringify(ready)}`);
+      // The unit reads the post-roll from the segment being written, so clip_ready usually comes
+      // before that segment closes; a bare concat can only start once it has.
+      let endSeg = segLog.find((e) => e.seg.endMs >= to);
+      for (let i = 0; !endSeg && i < 300; i++) {
+        await new Promise((r) => setTimeout(r, 10));
+        endSeg = segLog.find((e) => e.seg.endMs >= to);
+      }
+      if (!endSeg) throw new Error(`no segment reaching ${to} was seen`);
       const segs = u.app.store.overlapping(from, to);
       const load1 = load();
-      const endSeg = segLog.find((e) => e.seg.endMs >= to);
-      if (!endSeg) throw new Error(`no segment reaching ${to} was seen`);
       const logLine = u.logs.find('clip ready').find((l) => l.markId === markId) ?? {};
 
       // Baselines, right away, over the same segment files.
@@ -288,6 +298,8 @@ async function main(): Promise<void> {
       await rm(file, { force: true });
 
       const clipA = readyAt - endSeg.atMs;
+      const clipB = readyAt - to;
+      const bareFromWallEnd = endSeg.atMs - to + ms.bare;
       const rec: ClipRecord = {
         n,
         recording,
@@ -307,8 +319,9 @@ async function main(): Promise<void> {
         segmentBytes,
         runs: new Set(segs.map((s) => s.runBase)).size,
         baseline: { bareMs: round2(ms.bare), faststartMs: round2(ms.faststart), replayMs: round2(ms.replay), order, bareDurationSec: round2(bareDurationSec), bareProblems },
-        ratio: { clipOverBare: round2(clipA / ms.bare), clipOverFaststart: round2(clipA / ms.faststart), replayOverBare: round2(ms.replay / ms.bare) },
-        goals: { withinRatio: clipA <= 1.3 * ms.bare, under500ms: clipA < 500 },
+        bareFromWallEndMs: round2(bareFromWallEnd),
+        ratio: { wallEndClipOverBareFromWallEnd: round2(clipB / bareFromWallEnd), wallEndClipOverBare: round2(clipB / ms.bare), clipOverBare: round2(clipA / ms.bare), clipOverFaststart: round2(clipA / ms.faststart), replayOverBare: round2(ms.replay / ms.bare) },
+        goals: { withinRatio: clipB <= 1.3 * bareFromWallEnd, under500ms: clipB < 500 },
         clip: {
           sizeBytes: Number(ready.payload.sizeBytes),
           contentLength: got.contentLength,
@@ -389,6 +402,8 @@ async function main(): Promise<void> {
         faststartMs: pick((r) => r.baseline.faststartMs),
         replayMs: pick((r) => r.baseline.replayMs),
         ratioClipOverBare: pick((r) => r.ratio.clipOverBare),
+        bareFromWallEndMs: pick((r) => r.bareFromWallEndMs),
+        ratioWallEndClipOverBareFromWallEnd: pick((r) => r.ratio.wallEndClipOverBareFromWallEnd),
         ratioOfMedians: {
           clipOverBare: round2(med((r) => r.clipReadyMinusSegReadyMs) / med((r) => r.baseline.bareMs)),
           clipOverFaststart: round2(med((r) => r.clipReadyMinusSegReadyMs) / med((r) => r.baseline.faststartMs)),
@@ -396,9 +411,9 @@ async function main(): Promise<void> {
           wallEndOverBare: round2(med((r) => r.clipReadyMinusWallEndMs) / med((r) => r.baseline.bareMs)),
         },
         goals: {
-          medianWithin1_3xBare: med((r) => r.clipReadyMinusSegReadyMs) <= 1.3 * med((r) => r.baseline.bareMs),
+          medianWithin1_3xBare: med((r) => r.clipReadyMinusWallEndMs) <= 1.3 * med((r) => r.bareFromWallEndMs),
           clipsWithin1_3xBare: `${all.filter((r) => r.goals.withinRatio).length}/${all.length}`,
-          medianUnder500ms: med((r) => r.clipReadyMinusSegReadyMs) < 500,
+          medianUnder500ms: med((r) => r.clipReadyMinusWallEndMs) < 500,
           clipsUnder500ms: `${all.filter((r) => r.goals.under500ms).length}/${all.length}`,
         },
         accuracy: TESTSRC

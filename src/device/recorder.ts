@@ -4,6 +4,7 @@ import type { Logger } from '../log.js';
 import type { Clock } from '../util/clock.js';
 import type { Segment, SegmentStore } from '../capture/segment-store.js';
 import { assembleRange, AssemblyError } from '../media/assemble.js';
+import { tailOpenSegment, type TailEnd } from '../capture/segment-tail.js';
 import { AtomicFile, readJsonFile } from '../util/atomic.js';
 import type { RecordingsCatalog } from './catalog.js';
 import type { RecordingInfo } from './types.js';
@@ -145,13 +146,14 @@ export class Recorder {
     let segments = store.overlapping(startMs, stopMs);
     const oneRun = segments.every((s) => s.runBase === segments[0]?.runBase);
     const pending = (store.latestEndMs() ?? -Infinity) < stopMs;
-    let next: ((after: Segment) => Promise<Segment | null>) | undefined;
+    let tail: ((after: Segment) => AsyncGenerator<Buffer, TailEnd>) | undefined;
     let waitedOut = false;
     if (live && pending && oneRun && segments.length > 0) {
-      next = async (after) => {
-        const s = await store.nextAfter(after, waitMs);
-        if (!s) waitedOut = true;
-        return s;
+      // The end comes from the segment ffmpeg is still writing, up to the first frame past the stop.
+      tail = async function* (after) {
+        const end: TailEnd = yield* tailOpenSegment(store, after, stopMs, waitMs);
+        if (end.kind === 'gone') waitedOut = true;
+        return end;
       };
     } else if (live && pending) {
       waitedOut = !(await store.waitForCoverage(stopMs, waitMs));
@@ -159,7 +161,7 @@ export class Recorder {
     }
     const res = await assembleRange({
       segments,
-      next,
+      tail,
       startMs,
       stopMs,
       outPath: catalog.pathOf(fileName),
