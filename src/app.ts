@@ -226,7 +226,7 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
           recording: dev.isRecording(),
           uploads: { queued: snap.uploadQueue.length, failed: snap.failedUploadQueue.length, uploading: uploads.busy() },
           coordinator: varNode && varClient ? { ...varClient.view(), ...varNode.view() } : null,
-          clips: clips.list().length,
+          clips: clips.usage(),
         };
       },
     });

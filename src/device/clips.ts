@@ -1,5 +1,5 @@
 /** Clips: time windows around a mark cut from the segment store (stream copy), kept in their own catalog. */
-import { mkdir, readdir, stat, unlink, rename } from 'node:fs/promises';
+import { mkdir, readdir, stat, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { CLIP_ID } from '../protocols/var/messages.js';
 import { join } from 'node:path';
@@ -90,6 +90,12 @@ export class ClipStore {
 
   private async save(): Promise<void> {
     await this.index.save(() => JSON.stringify([...this.entries.values()], null, 1));
+  }
+
+  /** How many clips there are and their bytes (for /health). */
+  usage(): { count: number; bytes: number; undelivered: number } {
+    const all = [...this.entries.values()];
+    return { count: all.length, bytes: all.reduce((a, c) => a + c.sizeBytes, 0), undelivered: all.filter((c) => !c.downloadedAtMs).length };
   }
 
   /** All clips, oldest first. */
@@ -295,9 +301,7 @@ export class ClipStore {
   async remove(clipId: string): Promise<boolean> {
     if (!this.entries.delete(clipId)) return false;
     await this.save();
-    const path = join(this.o.dir, `${clipId}.mp4`);
-    await rename(path, join(this.o.dir, `.${clipId}.deleted`)).catch(() => undefined);
-    await unlink(join(this.o.dir, `.${clipId}.deleted`)).catch(() => undefined);
+    await unlink(join(this.o.dir, `${clipId}.mp4`)).catch(() => undefined);
     return true;
   }
 }

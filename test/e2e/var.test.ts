@@ -47,6 +47,20 @@ test('a coordinator pairs the unit, sees it recording, marks, and downloads a cl
     assert.ok('battery' in status.payload && 'temperature' in status.payload && 'signalStrength' in status.payload);
 
     await waitFor(() => unit.app.store.size >= 4, 15000, 'pre-roll');
+    const base = `http://127.0.0.1:${unit.app.httpPort}`;
+    const health = (await (await fetch(`${base}/health`)).json()) as Record<string, any>;
+    assert.equal(health.ok, true);
+    assert.equal(health.capture.alive, true);
+    assert.equal(health.clock.synchronised, true);
+    assert.equal(typeof health.storage.freeMB, 'number');
+    assert.equal(health.coordinator.state, 'ready');
+    assert.equal(health.coordinator.connected, true);
+    assert.equal(health.coordinator.assignedName, accept.assignedName);
+    const snap = await fetch(`${base}/snapshot`);
+    assert.equal(snap.headers.get('content-type'), 'image/jpeg');
+    assert.ok(Date.now() - Number(snap.headers.get('x-capture-time')) < 4000, 'a recent frame');
+    const jpeg = Buffer.from(await snap.arrayBuffer());
+    assert.equal(jpeg.readUInt16BE(0), 0xffd8);
     // 720p is above this camera's 320x240: clamped to it; with the same fps and bitrate nothing restarts.
     const asked = Date.now();
     coord.startRecord(deviceId, 'S1', { resolution: '720p', fps: 30, bitrate: 800_000 }, { eventId: 'EVT01', matchId: 'MCH12' }, 'top');
