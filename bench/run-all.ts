@@ -31,6 +31,7 @@ const BENCHES: BenchSpec[] = [
   { name: 'heartbeat', args: [], quickArgs: ['--rounds', '1'], optional: true },
   { name: 'upload', args: [], quickArgs: ['--mib', '256', '--runs', '1'], optional: true },
   { name: 'var-clip', args: [], quickArgs: ['--marks', '2'] },
+  { name: 'ts-pts', args: [], quickArgs: [] },
   { name: 'stop-latency', args: [], quickArgs: ['--seconds', '60'] },
 ];
 
