@@ -9,12 +9,17 @@ export function tailCsv(path: string, onLine: (line: string) => void): { stop():
   let busy = false;
   let again = false;
   let stopped = false;
-  const read = async (): Promise<void> => {
+  let current: Promise<void> = Promise.resolve();
+  const read = (): Promise<void> => {
     if (busy) {
       again = true;
-      return;
+      return current;
     }
     busy = true;
+    current = readAll().catch(() => undefined);
+    return current;
+  };
+  const readAll = async (): Promise<void> => {
     try {
       do {
         again = false;
@@ -51,9 +56,12 @@ export function tailCsv(path: string, onLine: (line: string) => void): { stop():
   poll.unref();
   return {
     stop: () => {
-      void read().finally(() => {
-        stopped = true;
-      });
+      // Let a read in progress finish, then take what ffmpeg wrote on its way out, then stop.
+      void current
+        .then(() => read())
+        .finally(() => {
+          stopped = true;
+        });
       clearInterval(poll);
       watcher?.close();
     },

@@ -123,6 +123,21 @@ export class SegmentStore extends EventEmitter {
     }
   }
 
+  /** The segment of a run with this sequence number, if finished (no copy of the index). */
+  find(runBase: number, seq: number): Segment | null {
+    for (let i = this.segments.length - 1; i >= 0; i--) {
+      const s = this.segments[i];
+      if (s.runBase === runBase && s.seq === seq) return s;
+      if (s.runBase < runBase) break;
+    }
+    return null;
+  }
+
+  /** Run base of the newest segment, or null when empty. */
+  latestRunBase(): number | null {
+    return this.segments.at(-1)?.runBase ?? null;
+  }
+
   /** All segments, oldest first (a copy). */
   all(): Segment[] {
     return [...this.segments];

@@ -114,9 +114,11 @@ export class VarDevice implements VarDeviceApi {
     // The session is current before anything is awaited, so a stop from elsewhere closes it.
     const { rec, saved } = this.d.book.open({ sessionId: req.sessionId, meta: req.meta, profile: capture.currentProfile(), startedAtMs: null });
     this.session = rec;
-    await saved;
     const startedAtMs = await this.firstFrameAtOrAfter(r.atMs);
-    await this.d.book.started(rec, startedAtMs);
+    // The recording runs whatever happens to the session book: a failed save is logged, not a failed start.
+    await Promise.all([saved, this.d.book.started(rec, startedAtMs)]).catch((err) =>
+      log.error({ err: (err as Error).message }, 'cannot save the session book; the recording goes on'),
+    );
     log.info({ sessionId: req.sessionId, startedAtMs, requestedMs: r.atMs, profile: rec.profile, meta: req.meta }, 'VAR session recording');
     return { ok: true, sessionId: req.sessionId, startedAtMs };
   }

@@ -1,5 +1,5 @@
 /** Crash-safe small-file writes: write a temp file, fsync it, rename over, fsync the folder. */
-import { open, rename, mkdir, readFile } from 'node:fs/promises';
+import { open, rename, mkdir, readFile, unlink } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 
@@ -11,12 +11,18 @@ export async function writeFileAtomic(path: string, data: string | Buffer, mode 
   const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
   const fh = await open(tmp, 'w', mode);
   try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, path);
+  } catch (err) {
+    // A full disk must not also leave a temp file behind per failed save.
+    await unlink(tmp).catch(() => undefined);
+    throw err;
   }
-  await rename(tmp, path);
   await fsyncDir(dir);
 }
 

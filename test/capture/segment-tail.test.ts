@@ -23,7 +23,8 @@ test('the open segment is read as it is written and ends just before the first f
   try {
     await waitFor(() => unit.app.store.size >= 2, 15000, 'segments');
     const last = unit.app.store.all().at(-1)!;
-    const stopMs = Date.now() + 400;
+    // Inside the open segment (it ends about a second after the last one), still ahead of now.
+    const stopMs = last.endMs + 500;
     const { bytes, end, endedAt } = await collect(tailOpenSegment(unit.app.store, last, stopMs, 5000));
     assert.equal(end.kind, 'reached');
     assert.ok(endedAt - stopMs < 400, `reached ${endedAt - stopMs} ms after the stop instant (a segment closes up to 1000 ms after)`);
@@ -60,6 +61,32 @@ test('a segment that closes before the stop is read whole and handed on; a stall
   }
 });
 
+test('a stop at the first frame of the open segment yields nothing; an aborted tail ends on a whole frame', async () => {
+  const { dir, cleanup } = await tempDir();
+  const unit = await startUnit({ dataDir: dir });
+  try {
+    await waitFor(() => unit.app.store.size >= 2, 15000, 'segments');
+    const last = unit.app.store.all().at(-1)!;
+    const first = await collect(tailOpenSegment(unit.app.store, last, last.endMs - 5, 5000));
+    assert.equal(first.end.kind, 'reached');
+    assert.equal(videoPtsList(first.bytes).length, 0, 'only the tables before the first frame');
+
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 350);
+    const cut = await collect(tailOpenSegment(unit.app.store, last, Date.now() + 60000, 5000, ac.signal));
+    assert.equal(cut.end.kind, 'gone');
+    assert.ok(cut.bytes.length > 0 && cut.bytes.length % 188 === 0);
+    const seg = await waitFor(() => unit.app.store.all().find((s) => s.runBase === last.runBase && s.seq === last.seq + 1), 5000, 'the segment to close');
+    const { readFile } = await import('node:fs/promises');
+    const file = await readFile(seg.path);
+    assert.ok(file.subarray(0, cut.bytes.length).equals(cut.bytes), 'a prefix of the segment');
+    assert.notEqual(packetFrameMs(file.subarray(cut.bytes.length, cut.bytes.length + 188), last.runBase), null, 'it stops right before a frame starts');
+  } finally {
+    await unit.stop();
+    await cleanup();
+  }
+});
+
 test('packet parsing ignores packets that do not start a video PES', () => {
   const p = Buffer.alloc(188, 0xff);
   p[0] = 0x47;
@@ -70,4 +97,7 @@ test('packet parsing ignores packets that do not start a video PES', () => {
   assert.equal(packetFrameMs(p, 0), null, 'an audio stream id');
   p.set([0, 0, 1, 0xe0, 0, 0, 0x80, 0x80, 5, 0x21, 0x00, 0x01, 0x00, 0x03], 4);
   assert.equal(packetFrameMs(p, 1000), 1000 * 1000 + 1 / 90, 'PTS 1 tick after the run base');
+  // 27 h into a run the 33-bit PTS has wrapped; a nearby time tells which turn it is.
+  const turn = 2 ** 33 / 90;
+  assert.equal(packetFrameMs(p, 1000, 1000 * 1000 + turn + 5), 1000 * 1000 + turn + 1 / 90, 'after the wrap');
 });

@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { startCoordinator, type Coordinator } from '../helpers/coordinator.js';
 import { startUnit, tempDir, waitFor, type TestUnit } from '../helpers/device.js';
-import { decodeTimecodes } from '../helpers/decode-frames.js';
+import { decodeTimecodes, lastTimecodes } from '../helpers/decode-frames.js';
 
 const run = promisify(execFile);
 const FRAME_MS = 1000 / 30;
@@ -113,6 +113,9 @@ test('a coordinator pairs the unit, sees it recording, marks, and downloads a cl
     assert.equal(stopped.payload.fileName, rec.fileName, 'the session recording is in the MultiCam catalog');
     const recCodes = await decodeTimecodes(join(dir, 'recordings', rec.fileName), { width: 320, height: 240, maxFrames: 1 });
     assert.ok(Math.abs(recCodes[0]!.epochMs - started.payload.startedAt) < 1, 'startedAt is the capture time of the first frame');
+    const lastCode = (await lastTimecodes(join(dir, 'recordings', rec.fileName), 1, { width: 320, height: 240 }))[0]!;
+    assert.ok(Math.abs(lastCode.epochMs - stopped.payload.stoppedAt) < 1, `stoppedAt is the capture time of the last frame (${(stopped.payload.stoppedAt - lastCode.epochMs).toFixed(1)} ms off)`);
+    assert.ok(lastCode.epochMs < stopAsk + 200 && lastCode.epochMs > stopAsk - 200, 'the recording ends at the stop');
     const book = JSON.parse(await readFile(join(dir, 'var-sessions.json'), 'utf8'));
     const s1 = book.find((s: { sessionId: string }) => s.sessionId === 'S1');
     assert.deepEqual(s1.meta, { eventId: 'EVT01', matchId: 'MCH12' });

@@ -161,6 +161,8 @@ export class VarClient {
 
   /** Close the connection and stop reconnecting. */
   async stop(): Promise<void> {
+    // Answers still being made (a clip cut short at shutdown) go out before the link closes.
+    await this.o.node.settle(3000);
     this.stopped = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.statusTimer) clearInterval(this.statusTimer);

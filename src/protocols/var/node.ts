@@ -30,6 +30,8 @@ export class VarNode {
   private pendingToken: string | null = null;
   private readonly outbox: Outbox;
   private lastAddress = '127.0.0.1';
+  /** Commands being handled (their answers are still to be sent). */
+  private readonly pending = new Set<Promise<void>>();
   private readonly unknownSeen = new Set<string>();
   private lastReject: { reason: string; atMs: number } | null = null;
   private assignedName: string | null = null;
@@ -46,6 +48,14 @@ export class VarNode {
   /** Set the name the coordinator gave (loaded from disk). */
   setAssignedName(name: string | null): void {
     this.assignedName = name;
+  }
+
+  /** Resolves once every command being handled has answered, or after `ms` (before closing the link at shutdown). */
+  async settle(ms: number): Promise<void> {
+    if (!this.pending.size) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.allSettled([...this.pending]), new Promise((r) => (timer = setTimeout(r, ms)))]);
+    clearTimeout(timer);
   }
 
   /** A connection opened: hello, then auth with the key or pair with the token. */
@@ -125,7 +135,11 @@ export class VarNode {
 
   private dispatch(msg: Inbound): void {
     const { log } = this.o;
-    const async = (p: Promise<void>) => void p.catch((err) => this.internal(msg.type, err));
+    const async = (p: Promise<void>) => {
+      const q = p.catch((err) => this.internal(msg.type, err));
+      this.pending.add(q);
+      void q.finally(() => this.pending.delete(q));
+    };
     if (COMMANDS.has(msg.type) && this.linkState !== 'ready') {
       log.warn({ type: msg.type, state: this.linkState }, 'command before pairing/authentication refused');
       this.emit('error', { code: 'NOT_AUTHENTICATED', message: `${msg.type} refused: this camera has not paired or authenticated on this connection` });
