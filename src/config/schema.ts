@@ -98,7 +98,7 @@ export const schema = {
     statusIntervalMs: f('integer', 2000, 'status message period', { min: 200 }),
     reconnectMinMs: f('integer', 500, 'First reconnect delay; doubles per failure, with jitter', { min: 10 }),
     reconnectMaxMs: f('integer', 30000, 'Largest reconnect delay', { min: 10 }),
-    maxMessageBytes: f('integer', 65536, 'Largest accepted WebSocket frame', { min: 1024 }),
+    maxMessageBytes: f('integer', 65536, 'Largest message of a known type (larger: error TOO_LARGE, link kept); unknown types are ignored up to the 4 MiB frame cap', { min: 1024 }),
     markClock: f('string', 'device', 'Mark instant used for clip windows: device = this unit\'s clock at reception; coordinator = the mark\'s coordinatorTs', {
       enum: ['device', 'coordinator'],
     }),
