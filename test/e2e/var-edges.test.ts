@@ -7,13 +7,13 @@ import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { startCoordinator, type Coordinator } from '../helpers/coordinator.js';
+import { withPairedUnit, TEST_VAR } from '../helpers/var-unit.js';
 import { startUnit, tempDir, waitFor, canMountTmpfs, type TestUnit } from '../helpers/device.js';
 
 const run = promisify(execFile);
-const VAR = { statusIntervalMs: 300, reconnectMinMs: 50, reconnectMaxMs: 400 };
 
 async function paired(coord: Coordinator, dataDir: string, patch: Record<string, unknown> = {}): Promise<TestUnit> {
-  const unit = await startUnit({ dataDir, patch: { var: { ...VAR, coordinator: coord.pairLink(coord.newToken()) }, ...patch } as never });
+  const unit = await startUnit({ dataDir, patch: { var: { ...TEST_VAR, coordinator: coord.pairLink(coord.newToken()) }, ...patch } as never });
   await waitFor(() => coord.devices().get(unit.app.deviceId)?.authed, 10000, 'pairing');
   return unit;
 }
@@ -36,7 +36,7 @@ test('commands that arrive before pairing or authentication are refused, and no 
       }
     });
   });
-  const unit = await startUnit({ dataDir: dir, patch: { var: { ...VAR, coordinator: `var://pair?host=127.0.0.1&port=${port}&token=ABCD23` } } as never });
+  const unit = await startUnit({ dataDir: dir, patch: { var: { ...TEST_VAR, coordinator: `var://pair?host=127.0.0.1&port=${port}&token=ABCD23` } } as never });
   try {
     await waitFor(() => got.filter((m) => m.type === 'error').length >= 4, 10000, 'four refusals');
     const errors = got.filter((m) => m.type === 'error');
@@ -52,12 +52,8 @@ test('commands that arrive before pairing or authentication are refused, and no 
   }
 });
 
-test('a start_record profile restarts capture only when it differs, and the recording has that profile', async () => {
-  const { dir, cleanup } = await tempDir();
-  const coord = await startCoordinator();
-  const unit = await paired(coord, dir);
-  const id = unit.app.deviceId;
-  try {
+test('a start_record profile restarts capture only when it differs, and the recording has that profile', () =>
+  withPairedUnit({}, async ({ unit, coord, id, dataDir: dir }) => {
     await waitFor(() => unit.app.capture.status().alive, 15000, 'capture');
     const profile = { resolution: '160x120', fps: 15, bitrate: 300000 };
     coord.startRecord(id, 'P1', profile, {}, 'payload');
@@ -82,12 +78,7 @@ test('a start_record profile restarts capture only when it differs, and the reco
     const ended = await coord.waitFor((m) => m.type === 'recording_stopped' && m.sessionId === 'P2');
     assert.equal(ended.payload.fileName, r.kind === 'stopped' ? r.fileName : null);
     await waitFor(() => coord.devices().get(id)?.recording === false, 3000, 'the coordinator no longer believes it records');
-  } finally {
-    await unit.stop();
-    await coord.close();
-    await cleanup();
-  }
-});
+  }));
 
 test('on a full disk start_record and request_clip answer LOW_STORAGE, and nothing is lost', async (t) => {
   const tmp = await tempDir();
@@ -125,12 +116,8 @@ test('on a full disk start_record and request_clip answer LOW_STORAGE, and nothi
   assert.ok(unit.app.device.listRecordings().some((r) => r.fileName === stopped.payload.fileName));
 });
 
-test('results made while the coordinator is away reach it after the reconnect; recording and clips carry on', async () => {
-  const { dir, cleanup } = await tempDir();
-  const coord = await startCoordinator();
-  const unit = await paired(coord, dir);
-  const id = unit.app.deviceId;
-  try {
+test('results made while the coordinator is away reach it after the reconnect; recording and clips carry on', () =>
+  withPairedUnit({}, async ({ unit, coord, id, dataDir: dir }) => {
     await waitFor(() => unit.app.store.size >= 3, 15000, 'pre-roll');
     coord.startRecord(id, 'D1', null);
     await coord.waitFor((m) => m.type === 'recording_started');
@@ -150,19 +137,10 @@ test('results made while the coordinator is away reach it after the reconnect; r
     assert.ok(auths >= 1, 'it came back with its key');
     coord.stopRecord(id, 'D1');
     await coord.waitFor((m) => m.type === 'recording_stopped');
-  } finally {
-    await unit.stop();
-    await coord.close();
-    await cleanup();
-  }
-});
+  }));
 
-test('a clip downloaded in full is removed after clips.keepDeliveredHours; one only partly downloaded is kept', async () => {
-  const { dir, cleanup } = await tempDir();
-  const coord = await startCoordinator();
-  const unit = await paired(coord, dir, { clips: { keepDeliveredHours: 0 }, storage: { minFreeMB: 1, checkMs: 200 } });
-  const id = unit.app.deviceId;
-  try {
+test('a clip downloaded in full is removed after clips.keepDeliveredHours; one only partly downloaded is kept', () =>
+  withPairedUnit({ patch: { clips: { keepDeliveredHours: 0 }, storage: { minFreeMB: 1, checkMs: 200 } } }, async ({ unit, coord, id, dataDir: dir }) => {
     await waitFor(() => unit.app.store.size >= 3, 15000, 'pre-roll');
     coord.startRecord(id, 'K1', null);
     await coord.waitFor((m) => m.type === 'recording_started');
@@ -181,19 +159,10 @@ test('a clip downloaded in full is removed after clips.keepDeliveredHours; one o
     await new Promise((r) => setTimeout(r, 600));
     assert.ok(unit.app.clips.get('keep-b'), 'a clip not delivered in full is kept');
     assert.equal((await coord.download(b.payload.url)).status, 200);
-  } finally {
-    await unit.stop();
-    await coord.close();
-    await cleanup();
-  }
-});
+  }));
 
-test('a clip still waiting for its post-roll at shutdown is finished with what was captured and announced', async () => {
-  const { dir, cleanup } = await tempDir();
-  const coord = await startCoordinator();
-  const unit = await paired(coord, dir);
-  const id = unit.app.deviceId;
-  try {
+test('a clip still waiting for its post-roll at shutdown is finished with what was captured and announced', () =>
+  withPairedUnit({}, async ({ unit, coord, id, dataDir: dir }) => {
     await waitFor(() => unit.app.store.size >= 3, 15000, 'pre-roll');
     coord.startRecord(id, 'Z1', null);
     await coord.waitFor((m) => m.type === 'recording_started');
@@ -211,8 +180,4 @@ test('a clip still waiting for its post-roll at shutdown is finished with what w
     assert.equal(saved[0].clipId, msg.payload.clipId);
     assert.ok(Math.abs(saved[0].firstFrameMs - (ack.payload.deviceTs - 1000)) < 34);
     assert.ok(unit.logs.find('clips being made end at the last frame captured').length === 1);
-  } finally {
-    await coord.close();
-    await cleanup();
-  }
-});
+  }));

@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { startCoordinator, type Coordinator } from '../helpers/coordinator.js';
+import { startCoordinator } from '../helpers/coordinator.js';
+import { withPairedUnit, TEST_VAR } from '../helpers/var-unit.js';
 import { startUnit, tempDir, waitFor, type TestUnit } from '../helpers/device.js';
 import { decodeTimecodes, lastTimecodes } from '../helpers/decode-frames.js';
 
@@ -14,24 +15,8 @@ const run = promisify(execFile);
 const FRAME_MS = 1000 / 30;
 const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
 
-/** A unit paired to `coord` through a pairing link in its config. */
-async function pairedUnit(coord: Coordinator, dataDir: string, extra: Record<string, unknown> = {}): Promise<{ unit: TestUnit; deviceId: string }> {
-  const token = coord.newToken();
-  const unit = await startUnit({
-    dataDir,
-    stamp: true,
-    patch: { var: { coordinator: coord.pairLink(token), statusIntervalMs: 300, reconnectMinMs: 50, reconnectMaxMs: 400 }, ...extra } as never,
-  });
-  const deviceId = unit.app.deviceId;
-  await waitFor(() => coord.devices().get(deviceId)?.paired, 10000, 'pairing');
-  return { unit, deviceId };
-}
-
-test('a coordinator pairs the unit, sees it recording, marks, and downloads a clip cut while recording continues', async () => {
-  const { dir, cleanup } = await tempDir();
-  const coord = await startCoordinator();
-  const { unit, deviceId } = await pairedUnit(coord, dir);
-  try {
+test('a coordinator pairs the unit, sees it recording, marks, and downloads a clip cut while recording continues', () =>
+  withPairedUnit({ stamp: true }, async ({ unit, coord, id: deviceId, dataDir: dir }) => {
     const hello = await coord.waitFor((m) => m.type === 'hello');
     assert.equal(hello.deviceId, deviceId);
     assert.equal(hello.protoVersion, '1.0');
@@ -122,18 +107,10 @@ test('a coordinator pairs the unit, sees it recording, marks, and downloads a cl
     assert.equal(s1.fileName, rec.fileName);
     assert.equal(s1.marks[0].markId, 'MARK-1');
     await waitFor(() => coord.devices().get(deviceId)!.lastStatus?.isRecording === false, 3000, 'status shows the stop');
-  } finally {
-    await unit.stop();
-    await coord.close();
-    await cleanup();
-  }
-});
+  }));
 
-test('a preview clip is re-encoded smaller and a coordinator clipId is echoed; a repeated request gets the same clip', async () => {
-  const { dir, cleanup } = await tempDir();
-  const coord = await startCoordinator();
-  const { unit, deviceId } = await pairedUnit(coord, dir, { clips: { previewWidth: 160 } });
-  try {
+test('a preview clip is re-encoded smaller and a coordinator clipId is echoed; a repeated request gets the same clip', () =>
+  withPairedUnit({ patch: { clips: { previewWidth: 160 } }, stamp: true }, async ({ unit, coord, id: deviceId, dataDir: dir }) => {
     await waitFor(() => unit.app.store.size >= 3, 15000, 'pre-roll');
     coord.startRecord(deviceId, 'S2', null);
     await coord.waitFor((m) => m.type === 'recording_started');
@@ -159,18 +136,10 @@ test('a preview clip is re-encoded smaller and a coordinator clipId is echoed; a
     assert.equal(unknown.payload.code, 'MARK_NOT_FOUND');
     const missing = await coord.download(`http://127.0.0.1:${unit.app.httpPort}/clips/CLIP-nothere.mp4`);
     assert.equal(missing.status, 404);
-  } finally {
-    await unit.stop();
-    await coord.close();
-    await cleanup();
-  }
-});
+  }));
 
-test('after a reconnect the unit authenticates with its key; auth_failed and disconnect(unpaired) make it forget the key', async () => {
-  const { dir, cleanup } = await tempDir();
-  const coord = await startCoordinator();
-  const { unit, deviceId } = await pairedUnit(coord, dir);
-  try {
+test('after a reconnect the unit authenticates with its key; auth_failed and disconnect(unpaired) make it forget the key', () =>
+  withPairedUnit({ stamp: true }, async ({ unit, coord, id: deviceId, dataDir: dir }) => {
     const key = coord.devices().get(deviceId)!.deviceKey;
     coord.disconnect(deviceId, 'restart');
     const auth = await coord.waitFor((m) => m.type === 'auth');
@@ -198,18 +167,10 @@ test('after a reconnect the unit authenticates with its key; auth_failed and dis
 
     coord.disconnect(deviceId, 'unpaired');
     await waitFor(async () => JSON.parse(await readFile(join(dir, 'var-pairing.json'), 'utf8')).deviceKey === null, 5000, 'key forgotten on unpaired');
-  } finally {
-    await unit.stop();
-    await coord.close();
-    await cleanup();
-  }
-});
+  }));
 
-test('bad input from the coordinator gets an error back and the link keeps working', async () => {
-  const { dir, cleanup } = await tempDir();
-  const coord = await startCoordinator();
-  const { unit, deviceId } = await pairedUnit(coord, dir);
-  try {
+test('bad input from the coordinator gets an error back and the link keeps working', () =>
+  withPairedUnit({ stamp: true }, async ({ unit, coord, id: deviceId, dataDir: dir }) => {
     const errorAfter = (n: number) => coord.waitFor((m) => m.type === 'error' && coord.received.filter((r) => r.msg?.type === 'error').length > n);
     const count = () => coord.received.filter((r) => r.msg?.type === 'error').length;
     let n = count();
@@ -269,19 +230,14 @@ test('bad input from the coordinator gets an error back and the link keeps worki
     assert.ok(unit.logs.find('coordinator connection error').some((l) => /over 4194304 bytes/.test(String(l.err))));
     assert.equal((await coord.ping(deviceId)).type, 'pong');
     assert.equal(coord.droppedStatus, 0);
-  } finally {
-    await unit.stop();
-    await coord.close();
-    await cleanup();
-  }
-});
+  }));
 
 test('a replayed pairing token is refused and the refusal is shown in /health and the log', async () => {
   const { dir, cleanup } = await tempDir();
   const dir2 = await tempDir();
   const coord = await startCoordinator();
   const token = coord.newToken();
-  const patch = { var: { coordinator: coord.pairLink(token), statusIntervalMs: 300, reconnectMinMs: 50, reconnectMaxMs: 400 } } as never;
+  const patch = { var: { ...TEST_VAR, coordinator: coord.pairLink(token) } } as never;
   const a = await startUnit({ dataDir: dir, patch });
   let b: TestUnit | null = null;
   try {
