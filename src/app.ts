@@ -261,7 +261,6 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
       },
       reconnectMinMs: config.var.reconnectMinMs,
       reconnectMaxMs: config.var.reconnectMaxMs,
-      maxMessageBytes: config.var.maxMessageBytes,
       statusIntervalMs: config.var.statusIntervalMs,
       log: log.child({ part: 'var' }),
     });

@@ -183,21 +183,21 @@ export class SegmentStore extends EventEmitter {
     const have = this.segments.find(next);
     if (have) return Promise.resolve(have);
     if (this.segments.some((s) => s.runBase > seg.runBase)) return Promise.resolve(null);
-    return this.waitFor((s) => (next(s) ? s : s.runBase > seg.runBase ? null : undefined), timeoutMs);
+    return this.waitForSegment((s) => (next(s) ? s : s.runBase > seg.runBase ? null : undefined), timeoutMs);
   }
 
   /** The first segment whose end is past `fromMs`, now or once one is added; null after `timeoutMs`. */
   firstEndingAfter(fromMs: number, timeoutMs: number): Promise<Segment | null> {
     const have = this.segments.find((s) => s.endMs > fromMs);
     if (have) return Promise.resolve(have);
-    return this.waitFor((s) => (s.endMs > fromMs ? s : undefined), timeoutMs);
+    return this.waitForSegment((s) => (s.endMs > fromMs ? s : undefined), timeoutMs);
   }
 
   /**
    * Resolves with what `decide` makes of the next added segments (undefined = keep waiting), or
    * null after `timeoutMs`. The timer keeps the process alive while waiting and is always cleared.
    */
-  private waitFor(decide: (seg: Segment) => Segment | null | undefined, timeoutMs: number): Promise<Segment | null> {
+  waitForSegment(decide: (seg: Segment) => Segment | null | undefined, timeoutMs: number): Promise<Segment | null> {
     return new Promise((resolve) => {
       const finish = (s: Segment | null) => {
         clearTimeout(timer);

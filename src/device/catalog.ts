@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { Logger } from '../log.js';
 import { AtomicFile, readJsonFile } from '../util/atomic.js';
 import type { RecordingHandle, RecordingInfo } from './types.js';
+import { OpenReaders } from '../util/open-readers.js';
 
 const NAME_RE = /^video_\d{9,11}(?:_\d{1,4})?\.mp4$/;
 
@@ -15,9 +16,8 @@ export function isRecordingName(name: string): boolean {
 /** The catalog: recordings/ plus catalog.json with capture times, reconciled with the folder at load. */
 export class RecordingsCatalog {
   private entries = new Map<string, RecordingInfo>();
-  private readonly openCount = new Map<string, number>();
-  /** Removals waiting for the last reader of a file to finish. */
-  private readonly closeWaiters = new Map<string, Array<() => void>>();
+  /** Transfers reading a recording; a removal waits for the last. */
+  private readonly readers = new OpenReaders();
   private readonly index: AtomicFile;
 
   constructor(
@@ -91,31 +91,12 @@ export class RecordingsCatalog {
     const path = this.pathOf(fileName);
     const st = await stat(path).catch(() => null);
     if (!st) return null;
-    this.openCount.set(fileName, (this.openCount.get(fileName) ?? 0) + 1);
-    let released = false;
-    return {
-      path,
-      fileName,
-      size: st.size,
-      release: () => {
-        if (released) return;
-        released = true;
-        const n = (this.openCount.get(fileName) ?? 1) - 1;
-        if (n > 0) {
-          this.openCount.set(fileName, n);
-          return;
-        }
-        this.openCount.delete(fileName);
-        const waiters = this.closeWaiters.get(fileName) ?? [];
-        this.closeWaiters.delete(fileName);
-        for (const w of waiters) w();
-      },
-    };
+    return this.readers.handle(fileName, { path, fileName, size: st.size });
   }
 
   /** True while some transfer has the file open. */
   isOpen(fileName: string): boolean {
-    return (this.openCount.get(fileName) ?? 0) > 0;
+    return this.readers.isOpen(fileName);
   }
 
   /** True when `fileName` is in the catalog. */
@@ -131,13 +112,7 @@ export class RecordingsCatalog {
     if (!this.entries.has(fileName)) return;
     this.entries.delete(fileName);
     await this.save();
-    if (this.isOpen(fileName)) {
-      await new Promise<void>((resolve) => {
-        const list = this.closeWaiters.get(fileName) ?? [];
-        list.push(resolve);
-        this.closeWaiters.set(fileName, list);
-      });
-    }
+    await this.readers.whenClosed(fileName);
     await unlink(this.pathOf(fileName)).catch((err: NodeJS.ErrnoException) => {
       if (err.code !== 'ENOENT') throw err;
     });

@@ -13,6 +13,7 @@ export { ClipError } from './clip-errors.js';
 import { transcodePreview } from '../media/preview-clip.js';
 import { AtomicFile, readJsonFile } from '../util/atomic.js';
 import type { RecordingHandle } from './types.js';
+import { OpenReaders } from '../util/open-readers.js';
 
 /** Clip ids this catalog accepts (its own and a coordinator's): safe as a file name. */
 export const CLIP_ID_RE = CLIP_ID;
@@ -67,7 +68,7 @@ export interface ClipStoreOptions {
 export class ClipStore {
   private readonly entries = new Map<string, ClipInfo>();
   private readonly inFlight = new Map<string, { fromMs: number; done: Promise<ClipInfo> }>();
-  private readonly openCount = new Map<string, number>();
+  private readonly readers = new OpenReaders();
   /** Aborted at shutdown: clips waiting for their post-roll finish with what was captured. */
   private readonly closing = new AbortController();
   private readonly index: AtomicFile;
@@ -121,20 +122,7 @@ export class ClipStore {
     const path = join(this.o.dir, `${clipId}.mp4`);
     const st = await stat(path).catch(() => null);
     if (!st) return null;
-    this.openCount.set(clipId, (this.openCount.get(clipId) ?? 0) + 1);
-    let released = false;
-    return {
-      path,
-      fileName: `${clipId}.mp4`,
-      size: st.size,
-      release: () => {
-        if (released) return;
-        released = true;
-        const n = (this.openCount.get(clipId) ?? 1) - 1;
-        if (n > 0) this.openCount.set(clipId, n);
-        else this.openCount.delete(clipId);
-      },
-    };
+    return this.readers.handle(clipId, { path, fileName: `${clipId}.mp4`, size: st.size });
   }
 
   /**
@@ -271,7 +259,7 @@ export class ClipStore {
   /** Delivered clips, oldest delivery first, that nobody is downloading right now. */
   private removable(): ClipInfo[] {
     return this.list()
-      .filter((c) => c.downloadedAtMs && !this.openCount.get(c.clipId))
+      .filter((c) => c.downloadedAtMs && !this.readers.isOpen(c.clipId))
       .sort((a, b) => (a.downloadedAtMs ?? 0) - (b.downloadedAtMs ?? 0));
   }
 

@@ -141,22 +141,11 @@ export class VarDevice implements VarDeviceApi {
     return { width: width - (width % 2), height: height - (height % 2), fps, bitrateKbps };
   }
 
-  private waitForRun(runBase: number, timeoutMs: number): Promise<boolean> {
+  /** True once a segment of run `runBase` or newer is in the store (within `timeoutMs`). */
+  private async waitForRun(runBase: number, timeoutMs: number): Promise<boolean> {
     const { store } = this.d;
-    if (store.all().some((s) => s.runBase >= runBase)) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const on = (s: { runBase: number }) => {
-        if (s.runBase < runBase) return;
-        clearTimeout(t);
-        store.off('segment', on);
-        resolve(true);
-      };
-      const t = setTimeout(() => {
-        store.off('segment', on);
-        resolve(false);
-      }, timeoutMs);
-      store.on('segment', on);
-    });
+    if ((store.latestRunBase() ?? 0) >= runBase) return true;
+    return (await store.waitForSegment((s) => (s.runBase >= runBase ? s : undefined), timeoutMs)) !== null;
   }
 
   /** Capture time of the first frame at or after `atMs` (read from the segments' own timestamps). */

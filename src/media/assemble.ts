@@ -27,12 +27,7 @@ export interface AssemblyRequest {
   /** Segments overlapping [startMs, stopMs) known now, oldest first. */
   segments: Segment[];
   /**
-   * For a range whose end is still being captured: the segment after a given one once it exists,
-   * or null when there is no more. Assembly starts at once and takes them as they come.
-   */
-  next?: (after: Segment) => Promise<Segment | null>;
-  /**
-   * Instead of `next`: the bytes of the segment after a given one as they are written, ending at
+   * For a range whose end is still being captured: the bytes of the segment after a given one as they are written, ending at
    * the first frame at or after `stopMs`; 'closed' continues with the following segment.
    */
   tail?: (after: Segment) => AsyncGenerator<Buffer, TailEnd>;
@@ -82,11 +77,11 @@ export async function assembleRange(req: AssemblyRequest): Promise<AssemblyResul
     // back through a pipe they need no per-file probing (the concat demuxer spends most of its
     // time probing each file). Across runs the timestamps restart, so the concat demuxer is used.
     const oneRun = segs.every((s) => s.runBase === segs[0].runBase);
-    if (!oneRun && (req.next || req.tail)) throw new Error('a live range must come from one capture run');
+    if (!oneRun && req.tail) throw new Error('a live range must come from one capture run');
     if (!oneRun) await writeFile(list, concatList(segs));
     // A fresh input per attempt (a pipe can be read once); the retry below is a rare fallback.
     const input = (): JobInput =>
-      oneRun ? { kind: 'pipe', stream: Readable.from(catSegments(segs, req.stopMs, req.next, req.tail)) } : { kind: 'concat', list };
+      oneRun ? { kind: 'pipe', stream: Readable.from(catSegments(segs, req.stopMs, req.tail)) } : { kind: 'concat', list };
     const seconds = (req.stopMs - t0) / 1000;
     const common = [
       '-map', '0:v:0', '-c', 'copy', '-t', seconds.toFixed(6), '-use_editlist', '1',
@@ -149,7 +144,6 @@ type JobInput = { kind: 'concat'; list: string } | { kind: 'pipe'; stream: Reada
 async function* catSegments(
   segs: Segment[],
   stopMs: number,
-  next?: (after: Segment) => Promise<Segment | null>,
   tail?: (after: Segment) => AsyncGenerator<Buffer, TailEnd>,
 ): AsyncGenerator<Buffer> {
   let last: Segment | null = null;
@@ -161,12 +155,6 @@ async function* catSegments(
     const end: TailEnd = yield* tail(last);
     if (end.kind !== 'closed') return;
     last = end.seg;
-  }
-  while (next && last && last.endMs < stopMs) {
-    const s = await next(last);
-    if (!s || s.startMs >= stopMs) break;
-    yield* catFile(s.path);
-    last = s;
   }
 }
 

@@ -10,7 +10,6 @@ export interface VarClientOptions {
   target: () => Promise<{ url: string } | null>;
   reconnectMinMs: number;
   reconnectMaxMs: number;
-  maxMessageBytes: number;
   statusIntervalMs: number;
   /** WebSocket ping period; a coordinator that stops answering is dropped after two. */
   keepaliveMs?: number;
