@@ -1,5 +1,6 @@
 /** Keeps the latest clock status fresh by polling a ClockStatusReader, and logs sync changes once. */
 import type { Logger } from '../log.js';
+import { Poller } from '../util/poller.js';
 import type { ClockStatus, ClockStatusReader } from './clock-status.js';
 import { notSynchronised } from './chrony.js';
 
@@ -18,41 +19,32 @@ export interface ClockMonitorOptions {
  * warn with the reason when not.
  */
 export class ClockMonitor {
-  private status: ClockStatus = notSynchronised('clock status not read yet', 0);
   /** Sync state last logged; null until the first read. */
   private logged: boolean | null = null;
-  private timer: NodeJS.Timeout | null = null;
-  private inFlight: Promise<ClockStatus> | null = null;
+  private readonly poller: Poller<ClockStatus>;
 
-  constructor(private readonly opts: ClockMonitorOptions) {}
+  constructor(private readonly opts: ClockMonitorOptions) {
+    this.poller = new Poller(notSynchronised('clock status not read yet', 0), () => this.readOnce(), opts.pollMs);
+  }
 
   /** Read at once, then every pollMs (the timer does not keep the process alive). Idempotent. */
   start(): void {
-    if (this.timer !== null) return;
-    this.timer = setInterval(() => void this.refresh(), this.opts.pollMs);
-    this.timer.unref();
-    void this.refresh();
+    this.poller.start();
   }
 
   /** Stop polling; a read already under way still updates current(). */
   stop(): void {
-    if (this.timer !== null) clearInterval(this.timer);
-    this.timer = null;
+    this.poller.stop();
   }
 
   /** The latest status (not synchronised, "clock status not read yet", before the first read). */
   current(): ClockStatus {
-    return this.status;
+    return this.poller.current();
   }
 
   /** Read now and return the new status; concurrent calls share one read. Never rejects. */
   refresh(): Promise<ClockStatus> {
-    if (this.inFlight === null) {
-      this.inFlight = this.readOnce().finally(() => {
-        this.inFlight = null;
-      });
-    }
-    return this.inFlight;
+    return this.poller.refresh();
   }
 
   private async readOnce(): Promise<ClockStatus> {
@@ -61,14 +53,13 @@ export class ClockMonitor {
       next = await this.opts.reader.read();
     } catch (e) {
       next = {
-        ...this.status,
+        ...this.poller.current(),
         synchronised: false,
         offsetMs: null,
         reason: `clock status read failed: ${(e as Error)?.message ?? String(e)}`,
         checkedAt: (this.opts.now ?? Date.now)(),
       };
     }
-    this.status = next;
     this.logTransition(next);
     return next;
   }

@@ -1,5 +1,6 @@
 /** Battery, SoC temperature and Wi-Fi signal for status messages: a systeminformation/sysfs reader and a poller. */
 import { readFile } from 'node:fs/promises';
+import { Poller } from '../util/poller.js';
 import { join } from 'node:path';
 import si from 'systeminformation';
 import type { Logger } from '../log.js';
@@ -186,51 +187,42 @@ const DEFAULT_POLL_MS = 10_000;
 
 /** Keeps the latest facts in memory so a status message can take them synchronously. */
 export class SystemFactsPoller {
-  private facts: SystemFacts = noFacts();
-  private timer: NodeJS.Timeout | null = null;
-  private inFlight: Promise<SystemFacts> | null = null;
   private failing = false;
+  private readonly poller: Poller<SystemFacts>;
 
-  constructor(private readonly opts: SystemFactsPollerOptions) {}
+  constructor(private readonly opts: SystemFactsPollerOptions) {
+    this.poller = new Poller(noFacts(), () => this.readOnce(), opts.pollMs ?? DEFAULT_POLL_MS);
+  }
 
   /** Refresh at once, then every pollMs (the timer does not keep the process alive). Idempotent. */
   start(): void {
-    if (this.timer !== null) return;
-    this.timer = setInterval(() => void this.refresh(), this.opts.pollMs ?? DEFAULT_POLL_MS);
-    this.timer.unref();
-    void this.refresh();
+    this.poller.start();
   }
 
   /** Stop refreshing; a read under way still updates current(). */
   stop(): void {
-    if (this.timer !== null) clearInterval(this.timer);
-    this.timer = null;
+    this.poller.stop();
   }
 
   /** The latest facts (all null before the first read completes). */
   current(): SystemFacts {
-    return this.facts;
+    return this.poller.current();
   }
 
   /** Read now; concurrent calls share one read. Never rejects (a throwing reader gives all nulls). */
   refresh(): Promise<SystemFacts> {
-    if (this.inFlight === null) {
-      this.inFlight = this.readOnce().finally(() => {
-        this.inFlight = null;
-      });
-    }
-    return this.inFlight;
+    return this.poller.refresh();
   }
 
   private async readOnce(): Promise<SystemFacts> {
     try {
-      this.facts = await this.opts.reader.read();
+      const facts = await this.opts.reader.read();
       this.failing = false;
+      return facts;
     } catch (err) {
       if (!this.failing) this.opts.log.warn({ err: (err as Error)?.message ?? String(err) }, 'system facts read failed');
       this.failing = true;
-      this.facts = noFacts();
+      return noFacts();
     }
-    return this.facts;
   }
 }
