@@ -19,7 +19,11 @@ if [ "${1:-}" = "--test" ]; then
   # iproute2: network namespaces for the mDNS tests; avahi + a private dbus run inside them;
   # openssl: a throwaway CA for the https upload tests; chromium-headless-shell: a real browser
   # shows the MJPEG /preview.
-  pkgs+=(iproute2 avahi-daemon avahi-utils dbus-daemon procps curl openssl chromium-headless-shell)
+  # systemd: systemd-analyze verify of the unit; socat: a notify-socket peer for the sd_notify
+  # tests; mmdebstrap + qemu-user-static + binfmt-support: the install test in a Debian trixie
+  # arm64 root file system.
+  pkgs+=(iproute2 avahi-daemon avahi-utils dbus-daemon procps curl openssl chromium-headless-shell
+    systemd socat mmdebstrap qemu-user-static binfmt-support)
 fi
 
 missing=()

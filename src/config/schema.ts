@@ -47,7 +47,7 @@ export const schema = {
     }),
   },
   camera: {
-    source: f('string', 'testsrc', 'Camera source', { enum: ['testsrc', 'v4l2', 'rpicam', 'ffmpeg'] }),
+    source: f('string', 'testsrc', 'Camera source: testsrc (test pattern), v4l2 (USB/UVC), rpicam (CSI through rpicam-vid), ffmpeg (raw input arguments), auto (CSI if rpicam finds a camera, else the first USB camera)', { enum: ['testsrc', 'v4l2', 'rpicam', 'ffmpeg', 'auto'] }),
     width: f('integer', 1280, 'Capture width', { min: 16 }),
     height: f('integer', 720, 'Capture height', { min: 16 }),
     fps: f('integer', 30, 'Capture frame rate', { min: 1, max: 240 }),
@@ -55,7 +55,7 @@ export const schema = {
     input: f('string[]', [], 'For source "ffmpeg": raw ffmpeg input arguments, e.g. ["-f","rawvideo",...,"-i","/path"]'),
   },
   encoder: {
-    codec: f('string', 'libx264', 'Video encoder', { enum: ['libx264', 'h264_v4l2m2m', 'copy'] }),
+    codec: f('string', 'auto', 'Video encoder; auto = h264_v4l2m2m when a trial encode works (Pi 4), else libx264', { enum: ['auto', 'libx264', 'h264_v4l2m2m', 'copy'] }),
     bitrateKbps: f('integer', 4000, 'Target bitrate in kbit/s', { min: 100 }),
     preset: f('string', 'veryfast', 'libx264 preset'),
   },
@@ -109,6 +109,20 @@ export const schema = {
     previewWidth: f('integer', 640, 'Width of quality "preview" clips (re-encoded H.264, height keeps the aspect)', { min: 16 }),
     previewBitrateKbps: f('integer', 1000, 'Bitrate of quality "preview" clips', { min: 100 }),
     keepDeliveredHours: f('number', 24, 'A clip downloaded in full is removed this long after (and earlier when space runs short); clips never downloaded are kept', { min: 0 }),
+  },
+  gpio: {
+    enabled: f('boolean', true, 'Use the button and LED when the board has GPIO (without GPIO the unit runs and says so once)'),
+    buttonPin: f('integer', 17, 'Button input, BCM number (-1 = no button)', { min: -1, max: 63 }),
+    buttonActiveLow: f('boolean', true, 'Button pulls the pin to ground when pressed (needs a pull-up)'),
+    ledPin: f('integer', 27, 'Status LED output, BCM number (-1 = no LED)', { min: -1, max: 63 }),
+    ledActiveLow: f('boolean', false, 'LED lights when the pin is low'),
+    debounceMs: f('integer', 30, 'A press or release must hold this long to count', { min: 0, max: 1000 }),
+    longPressMs: f('integer', 2000, 'Held at least this long = long press', { min: 200, max: 30000 }),
+    chipLabel: f('string|null', null, 'sysfs gpiochip label of the header pins; null = known Pi labels (pinctrl-rp1, pinctrl-bcm2711, pinctrl-bcm2835)'),
+    sysfsDir: f('string', '/sys/class/gpio', 'sysfs GPIO folder'),
+  },
+  systemd: {
+    captureGraceMs: f('integer', 60000, 'Watchdog pings stop when capture has been down this long, so systemd restarts the unit', { min: 1000 }),
   },
   capture: {
     restartMinMs: f('integer', 500, 'First restart delay after ffmpeg dies', { min: 10 }),

@@ -23,7 +23,7 @@ export function testConfig(dataDir: string, patch: ConfigPatch = {}): Config {
     http: { host: '127.0.0.1', port: 0 },
     mdns: { enabled: false },
     camera: { width: 320, height: 240, fps: 30 },
-    encoder: { bitrateKbps: 800, preset: 'ultrafast' },
+    encoder: { codec: 'libx264', bitrateKbps: 800, preset: 'ultrafast' },
     clock: { source: 'system' },
     storage: { minFreeMB: 1 },
   } as Record<string, Record<string, unknown> | string>;
