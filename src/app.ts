@@ -27,7 +27,7 @@ import { VarNode } from './protocols/var/node.js';
 import { VarClient } from './protocols/var/client.js';
 import { Snapshotter } from './media/snapshot.js';
 import { PreviewHub } from './media/preview.js';
-import { SystemFactsPoller, SiSystemFacts, type SystemFactsReader } from './hw/system-facts.js';
+import { SystemFactsPoller, SiSystemFacts, factWarnings, type SystemFactsReader } from './hw/system-facts.js';
 import { APP_VERSION } from './version.js';
 
 /** Hardware and OS seams; tests pass fakes only where the hardware does not exist. */
@@ -52,6 +52,8 @@ export interface App {
   clips: ClipStore;
   varNode: VarNode;
   varClient: VarClient;
+  /** Battery, temperature, Wi-Fi, throttling flags (polled every 10 s; refresh() reads now). */
+  facts: SystemFactsPoller;
   /** Orderly shutdown: stop accepting, finish a running recording, stop capture. */
   stop(): Promise<void>;
 }
@@ -143,7 +145,13 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
       clock,
       log: log.child({ part: 'storage' }),
     });
+    // Battery, temperature, Wi-Fi and the Pi's throttling flags, for both protocols and /health.
+    const facts = new SystemFactsPoller({ reader: seams.systemFacts ?? new SiSystemFacts({ log: log.child({ part: 'sysinfo' }) }), log: log.child({ part: 'sysinfo' }) });
+    await facts.refresh();
+    facts.start();
+    stops.push(['sysinfo', async () => facts.stop()]);
     device = new Device({
+      battery: () => facts.current().battery,
       deviceId,
       deviceType: config.deviceType,
       store,
@@ -174,10 +182,6 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
     uploads.start();
     stops.push(['uploads', () => uploads.stop()]);
 
-    const facts = new SystemFactsPoller({ reader: seams.systemFacts ?? new SiSystemFacts({ log: log.child({ part: 'sysinfo' }) }), log: log.child({ part: 'sysinfo' }) });
-    await facts.refresh();
-    facts.start();
-    stops.push(['sysinfo', async () => facts.stop()]);
     const varDevice = new VarDevice({
       device: dev,
       capture,
@@ -227,6 +231,7 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
           uploads: { queued: snap.uploadQueue.length, failed: snap.failedUploadQueue.length, uploading: uploads.busy() },
           coordinator: varNode && varClient ? { ...varClient.view(), ...varNode.view() } : null,
           clips: clips.usage(),
+          system: { ...facts.current(), warnings: factWarnings(facts.current()) },
         };
       },
     });
@@ -289,6 +294,7 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
       clips,
       varNode: node,
       varClient: client,
+      facts,
       stop: async () => {
         log.info('arenacam stopping');
         await stopAll();

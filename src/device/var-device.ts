@@ -4,7 +4,7 @@ import type { Clock } from '../util/clock.js';
 import type { Config } from '../config/schema.js';
 import type { SegmentStore } from '../capture/segment-store.js';
 import type { CaptureProfile } from '../capture/pipeline.js';
-import type { SystemFacts } from '../hw/system-facts.js';
+import { factWarnings, type SystemFacts } from '../hw/system-facts.js';
 import { framePtsOfFile } from '../media/ts-pts.js';
 import type { StartRequest, VarDeviceApi, VarFailure } from '../protocols/var/types.js';
 import type { Device } from './device.js';
@@ -65,6 +65,7 @@ export class VarDevice implements VarDeviceApi {
   /** @inheritdoc */
   status(): ReturnType<VarDeviceApi['status']> {
     const f = this.d.facts.current();
+    const warnings = factWarnings(f);
     const free = this.d.storage.freeBytes();
     return {
       battery: f.battery,
@@ -73,6 +74,8 @@ export class VarDevice implements VarDeviceApi {
       isRecording: this.d.device.isRecording(),
       signalStrength: f.signalDbm,
       sessionId: this.session?.sessionId ?? null,
+      // Only when there is something to say (under-voltage, throttling): the field is ours, not the document's.
+      ...(warnings.length ? { warnings } : {}),
     };
   }
 

@@ -4,6 +4,7 @@ import { Poller } from '../util/poller.js';
 import { join } from 'node:path';
 import si from 'systeminformation';
 import type { Logger } from '../log.js';
+import { readThrottle, throttleWarnings, type ThrottleState } from './throttle.js';
 
 /** What the status message reports about the unit itself; null = not known or not applicable. */
 export interface SystemFacts {
@@ -13,6 +14,13 @@ export interface SystemFacts {
   temperatureC: number | null;
   /** Wi-Fi RSSI in dBm; null on Ethernet or without Wi-Fi. */
   signalDbm: number | null;
+  /** The Pi's under-voltage/throttling flags; null when not a Pi (or unreadable). */
+  throttled: ThrottleState | null;
+}
+
+/** Warnings worth showing an operator: the Pi's throttling flags in words (empty when all is well). */
+export function factWarnings(f: SystemFacts): string[] {
+  return f.throttled ? throttleWarnings(f.throttled.bits) : [];
 }
 
 /** Reads the system facts once. */
@@ -22,7 +30,7 @@ export interface SystemFactsReader {
 
 /** Facts with every field unknown. */
 export function noFacts(): SystemFacts {
-  return { battery: null, temperatureC: null, signalDbm: null };
+  return { battery: null, temperatureC: null, signalDbm: null, throttled: null };
 }
 
 /** The part of systeminformation's battery() answer the mapping uses. */
@@ -88,10 +96,12 @@ export interface SiSystemFactsOptions {
   si?: SiFunctions;
   /** How long one fact may take before it counts as unknown (default 3000 ms). */
   timeoutMs?: number;
+  /** Reads the Pi's throttling flags (default: vcgencmd, then the rpi_volt hwmon under sysRoot). */
+  throttle?: () => Promise<ThrottleState | null>;
 }
 
-/** The three facts; each is read and fails on its own. */
-type Kind = 'battery' | 'temperature' | 'wifi';
+/** The facts; each is read and fails on its own. */
+type Kind = 'battery' | 'temperature' | 'wifi' | 'throttle';
 
 const DEFAULT_TIMEOUT_MS = 3000;
 const TIMED_OUT = Symbol('timed out');
@@ -114,14 +124,16 @@ export class SiSystemFacts implements SystemFactsReader {
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   }
 
-  /** Read all three facts concurrently. */
+  /** Read all facts concurrently. */
   async read(): Promise<SystemFacts> {
-    const [battery, temperatureC, signalDbm] = await Promise.all([
+    const throttle = this.opts.throttle ?? (() => readThrottle({ sysRoot: this.opts.sysRoot }));
+    const [battery, temperatureC, signalDbm, throttled] = await Promise.all([
       this.guard('battery', async () => batteryPercent(await this.si.battery())),
       this.guard('temperature', () => this.temperature()),
       this.guard('wifi', () => this.signal()),
+      this.guard('throttle', throttle),
     ]);
-    return { battery, temperatureC, signalDbm };
+    return { battery, temperatureC, signalDbm, throttled };
   }
 
   private async temperature(): Promise<number | null> {
@@ -136,7 +148,7 @@ export class SiSystemFacts implements SystemFactsReader {
   }
 
   /** Run one fact's read with a timeout; errors and timeouts give null and one warning per kind. */
-  private async guard(kind: Kind, fn: () => Promise<number | null>): Promise<number | null> {
+  private async guard<T>(kind: Kind, fn: () => Promise<T | null>): Promise<T | null> {
     if (this.running.has(kind)) return null; // the last call has not settled: do not pile up helpers
     this.running.add(kind);
     const call = Promise.resolve()
@@ -188,6 +200,7 @@ const DEFAULT_POLL_MS = 10_000;
 /** Keeps the latest facts in memory so a status message can take them synchronously. */
 export class SystemFactsPoller {
   private failing = false;
+  private lastWarnings = '';
   private readonly poller: Poller<SystemFacts>;
 
   constructor(private readonly opts: SystemFactsPollerOptions) {
@@ -214,10 +227,21 @@ export class SystemFactsPoller {
     return this.poller.refresh();
   }
 
+  /** A change of the Pi's power/thermal warnings is logged once (warn when any, info when cleared). */
+  private logWarnings(f: SystemFacts): void {
+    const w = factWarnings(f);
+    const key = w.join('; ');
+    if (key === this.lastWarnings) return;
+    if (w.length) this.opts.log.warn({ warnings: w, throttled: f.throttled }, `power/thermal warning: ${key}`);
+    else if (this.lastWarnings) this.opts.log.info('power/thermal warnings cleared');
+    this.lastWarnings = key;
+  }
+
   private async readOnce(): Promise<SystemFacts> {
     try {
       const facts = await this.opts.reader.read();
       this.failing = false;
+      this.logWarnings(facts);
       return facts;
     } catch (err) {
       if (!this.failing) this.opts.log.warn({ err: (err as Error)?.message ?? String(err) }, 'system facts read failed');

@@ -24,7 +24,7 @@ export class FakeSystemFacts implements SystemFactsReader {
   hold: Gate | null = null;
 
   constructor(facts: Partial<SystemFacts> = {}) {
-    this.facts = { battery: null, temperatureC: null, signalDbm: null, ...facts };
+    this.facts = { battery: null, temperatureC: null, signalDbm: null, throttled: null, ...facts };
   }
 
   /** Change some facts for the next reads. */

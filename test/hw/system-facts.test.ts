@@ -1,25 +1,15 @@
 /** Tests of the system-facts reader (mapping, sysfs/procfs trees with captured Pi values, this machine) and poller. */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
+import { piFixture as fixture } from '../helpers/pi-fixtures.js';
 import si from 'systeminformation';
 import { SiSystemFacts, SystemFactsPoller, parseProcNetWireless, parseThermalZoneTemp, type SystemFacts } from '../../src/hw/system-facts.js';
 import type { Logger } from '../../src/log.js';
 import { FakeSystemFacts, fakeSi, gate, type FakeSi } from '../fakes/system-facts.js';
-
-/** The shared Raspberry Pi fixtures (see SOURCES.md there), from dist/test/hw or test/hw. */
-function fixture(name: string): string {
-  const here = fileURLToPath(new URL('.', import.meta.url));
-  const candidates = [process.env.ARENACAM_PI_FIXTURES, join(here, '../../../../shared/fixtures/pi'), join(here, '../../../shared/fixtures/pi')];
-  const dir = candidates.find((d): d is string => d !== undefined && existsSync(join(d, name)));
-  if (dir === undefined) throw new Error(`fixture ${name} not found in ${candidates.join(', ')}`);
-  return readFileSync(join(dir, name), 'utf8');
-}
 
 /** A pino logger that keeps its JSON lines in an array. */
 function memoryLogger(): { log: Logger; lines: Array<{ level: number; msg: string; [k: string]: unknown }> } {
@@ -77,7 +67,7 @@ describe('SiSystemFacts mapping of systeminformation answers', () => {
   for (const c of cases) {
     it(`maps: ${c.name}`, async () => {
       const facts = await (await siOnly(fakeSi(c.fake))).read();
-      assert.deepEqual(facts, { battery: null, temperatureC: null, signalDbm: null, ...c.expect });
+      assert.deepEqual(facts, { battery: null, temperatureC: null, signalDbm: null, throttled: null, ...c.expect });
     });
   }
 });
@@ -122,7 +112,8 @@ describe('SiSystemFacts with the real systeminformation on this machine', () => 
     const t0 = Date.now();
     const facts = await new SiSystemFacts({ log }).read();
     assert.ok(Date.now() - t0 < 5000, `took ${Date.now() - t0} ms`);
-    assert.deepEqual(Object.keys(facts).sort(), ['battery', 'signalDbm', 'temperatureC']);
+    assert.deepEqual(Object.keys(facts).sort(), ['battery', 'signalDbm', 'temperatureC', 'throttled']);
+    assert.equal(facts.throttled, null, 'not a Pi: no vcgencmd, no rpi_volt hwmon');
     assert.equal(facts.battery, null);
     assert.equal(facts.signalDbm, null);
     assert.ok(facts.temperatureC === null || Number.isFinite(facts.temperatureC), `temperatureC ${facts.temperatureC}`);
@@ -147,7 +138,7 @@ describe('SiSystemFacts when systeminformation fails or hangs', () => {
     const reader = await siOnly(fake, log, 100);
     for (let i = 0; i < 4; i++) {
       const t0 = Date.now();
-      assert.deepEqual(await reader.read(), { battery: null, temperatureC: null, signalDbm: null });
+      assert.deepEqual(await reader.read(), { battery: null, temperatureC: null, signalDbm: null, throttled: null });
       assert.ok(Date.now() - t0 < 1000, `read ${i} took ${Date.now() - t0} ms`);
     }
     assert.deepEqual(fake.calls, { battery: 4, cpuTemperature: 4, wifiConnections: 1 });
@@ -165,11 +156,11 @@ describe('SiSystemFacts when systeminformation fails or hangs', () => {
 });
 
 describe('SystemFactsPoller', () => {
-  const facts: SystemFacts = { battery: 76, temperatureC: 35.78, signalDbm: -58 };
+  const facts: SystemFacts = { battery: 76, temperatureC: 35.78, signalDbm: -58, throttled: null };
 
   it('answers all nulls before the first read and the reader’s facts after refresh()', async () => {
     const p = new SystemFactsPoller({ reader: new FakeSystemFacts(facts), log: memoryLogger().log });
-    assert.deepEqual(p.current(), { battery: null, temperatureC: null, signalDbm: null });
+    assert.deepEqual(p.current(), { battery: null, temperatureC: null, signalDbm: null, throttled: null });
     assert.deepEqual(await p.refresh(), facts);
     assert.deepEqual(p.current(), facts);
   });
@@ -212,7 +203,7 @@ describe('SystemFactsPoller', () => {
     const p = new SystemFactsPoller({ reader, log });
     await p.refresh();
     reader.failWith = new Error('boom');
-    for (let i = 0; i < 3; i++) assert.deepEqual(await p.refresh(), { battery: null, temperatureC: null, signalDbm: null });
+    for (let i = 0; i < 3; i++) assert.deepEqual(await p.refresh(), { battery: null, temperatureC: null, signalDbm: null, throttled: null });
     assert.deepEqual(lines.map((l) => [l.level, l.msg, l.err]), [[40, 'system facts read failed', 'boom']]);
     reader.failWith = null;
     assert.deepEqual(await p.refresh(), facts);

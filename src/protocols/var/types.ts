@@ -18,7 +18,7 @@ export interface StartRequest {
 /** What the node asks of the device (implemented in device/, over the segment store and catalogs). */
 export interface VarDeviceApi {
   capabilities(): { maxResolution: string; maxFps: number; segmentRecording: boolean };
-  status(): { battery: number | null; temperature: number | null; freeSpaceMB: number | null; isRecording: boolean; signalStrength: number | null; sessionId: string | null };
+  status(): { battery: number | null; temperature: number | null; freeSpaceMB: number | null; isRecording: boolean; signalStrength: number | null; sessionId: string | null; warnings?: string[] };
   startSession(req: StartRequest): Promise<{ ok: true; sessionId: string | null; startedAtMs: number } | VarFailure>;
   /** `repeated`: the session had already stopped (a repeated stop_record); the answer is sent again. */
   stopSession(sessionId: string | null): Promise<{ ok: true; sessionId: string | null; stoppedAtMs: number | null; fileName: string | null; repeated: boolean } | VarFailure>;
