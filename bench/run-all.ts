@@ -32,6 +32,7 @@ const BENCHES: BenchSpec[] = [
   { name: 'upload', args: [], quickArgs: ['--mib', '256', '--runs', '1'], optional: true },
   { name: 'var-clip', args: [], quickArgs: ['--marks', '2'] },
   { name: 'ts-pts', args: [], quickArgs: [] },
+  { name: 'encoders', args: [], quickArgs: ['--seconds', '8'] },
   { name: 'stop-latency', args: [], quickArgs: ['--seconds', '60'] },
 ];
 
