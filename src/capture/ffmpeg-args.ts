@@ -19,26 +19,59 @@ export function runFiles(dir: string, runBase: number): { pattern: string; csv: 
   return { pattern: `${dir}/${runBase}_%06d.ts`, csv: `${dir}/${runBase}.csv` };
 }
 
+/** ffmpeg's v4l2 -input_format per camera.format ('auto' leaves the driver's current format). */
+const V4L2_INPUT_FORMAT: Record<string, string> = { h264: 'h264', mjpeg: 'mjpeg', yuyv: 'yuyv422' };
+
+/**
+ * rpicam-vid writes whole ISP buffers: rows of YUV420 are padded to a multiple of 64 bytes
+ * (rpicam-apps#188: 780 wide comes out 832 wide), so ffmpeg reads the padded width and crops.
+ */
+export const rpicamStride = (width: number): number => Math.ceil(width / 64) * 64;
+
 /** The input arguments of a camera source. */
 export function inputArgs(camera: Config['camera']): string[] {
   switch (camera.source) {
     case 'testsrc':
       // -re paces the synthetic source at its native rate, like a real camera.
       return ['-re', '-f', 'lavfi', '-i', `testsrc2=size=${camera.width}x${camera.height}:rate=${camera.fps}`];
-    case 'v4l2':
+    case 'v4l2': {
+      const fmt = V4L2_INPUT_FORMAT[camera.format];
+      // No -thread_queue_size: with it, ffmpeg 5.1 reads a single input in a thread that its main
+      // loop polls every 10 ms, which would add up to 10 ms to every stamp.
       return [
-        '-f', 'v4l2', '-thread_queue_size', '64',
+        '-f', 'v4l2', ...(fmt ? ['-input_format', fmt] : []),
         '-framerate', String(camera.fps), '-video_size', `${camera.width}x${camera.height}`,
         '-i', camera.device,
       ];
+    }
     case 'ffmpeg':
       if (camera.input.length === 0) throw new Error('camera.input must hold ffmpeg input arguments when camera.source is "ffmpeg"');
       return [...camera.input];
     case 'rpicam':
-      throw new Error('camera.source "rpicam" (CSI through rpicam-vid) is not supported by this build yet; use v4l2, ffmpeg or testsrc');
+      // Raw frames from rpicam-vid on stdin, read in ffmpeg's main loop (no input thread, see
+      // v4l2) with no probing and no buffering while ffmpeg starts (frames read while probing are
+      // dropped, not stamped late), so each frame is stamped as its last byte arrives.
+      // rpicam-vid's YUV420 is full range (JPEG colour space).
+      return [
+        '-f', 'rawvideo', '-pix_fmt', 'yuv420p', '-color_range', 'pc',
+        '-video_size', `${rpicamStride(camera.width)}x${camera.height}`, '-framerate', String(camera.fps),
+        '-probesize', '32', '-analyzeduration', '0', '-fflags', 'nobuffer',
+        '-i', 'pipe:0',
+      ];
+    case 'auto':
+      throw new Error('camera.source "auto" must be resolved to a camera before capture starts');
     default:
       throw new Error(`unknown camera.source ${String(camera.source)}`);
   }
+}
+
+/** rpicam-vid arguments: endless raw YUV420 on stdout, flushed per frame, no preview window. */
+export function rpicamArgs(camera: Config['camera']): string[] {
+  return [
+    '-t', '0', '-n', '--camera', String(camera.rpicamCamera), '--codec', 'yuv420',
+    '--width', String(camera.width), '--height', String(camera.height), '--framerate', String(camera.fps),
+    '--flush', '-o', '-',
+  ];
 }
 
 /** Encoder arguments: short closed GOPs forced on segment boundaries, no B-frames. */
@@ -57,6 +90,8 @@ export function encoderArgs(encoder: Config['encoder'], fps: number, segmentSec:
       return ['-c:v', 'h264_v4l2m2m', '-b:v', `${kbps}k`, '-g', String(Math.round(fps * segmentSec)), ...keyframes, '-pix_fmt', 'yuv420p'];
     case 'copy':
       return ['-c:v', 'copy'];
+    case 'auto':
+      throw new Error('encoder.codec "auto" must be resolved (by the encoder probe) before capture starts');
     default:
       throw new Error(`unknown encoder.codec ${String(encoder.codec)}`);
   }
@@ -65,18 +100,22 @@ export function encoderArgs(encoder: Config['encoder'], fps: number, segmentSec:
 /**
  * The whole command line. Every packet is flushed to the open segment as it is muxed
  * (flush_packets), so clips can take their last frames from the segment still being written. Each frame is stamped with the wall clock as it leaves the source
- * (setpts=RTCTIME), minus the run base so values stay small; -copyts keeps those stamps all the
- * way into the MPEG-TS segments and the segment list, so segment times are capture times.
+ * (setpts=RTCTIME), minus the run base so values stay small and minus camera.latencyMs; -copyts
+ * keeps those stamps all the way into the MPEG-TS segments and the segment list, so segment
+ * times are capture times.
  */
 export function buildCaptureArgs(spec: CaptureRunSpec): string[] {
   const { camera, encoder, segmentSec, runBase } = spec;
   const { pattern, csv } = runFiles(spec.dir, runBase);
-  const stamp = `settb=1/1000000,setpts=RTCTIME-${runBase}000000`;
+  const latencyUs = Math.round((camera.latencyMs ?? 0) * 1000);
+  const stamp = `settb=1/1000000,setpts=RTCTIME-${runBase}000000${latencyUs ? `-${latencyUs}` : ''}`;
   // Stream copy cannot filter: stamp packets with the wall clock as they are read instead.
   const copy = encoder.codec === 'copy';
+  const crop = camera.source === 'rpicam' && rpicamStride(camera.width) !== camera.width ? `,crop=${camera.width}:${camera.height}:0:0` : '';
   const scale = spec.scaleTo ? `,scale=${spec.scaleTo.width}:${spec.scaleTo.height}` : '';
-  const filter = copy ? [] : ['-vf', stamp + scale];
-  const preInput = copy ? ['-use_wallclock_as_timestamps', '1', '-itsoffset', `-${runBase}`] : [];
+  const filter = copy ? [] : ['-vf', stamp + crop + scale];
+  const offset = latencyUs ? (runBase + latencyUs / 1e6).toFixed(6) : String(runBase);
+  const preInput = copy ? ['-use_wallclock_as_timestamps', '1', '-itsoffset', `-${offset}`] : [];
   return [
     '-hide_banner', '-nostdin', '-loglevel', 'warning',
     ...preInput, ...inputArgs(camera),
@@ -87,4 +126,50 @@ export function buildCaptureArgs(spec: CaptureRunSpec): string[] {
     '-segment_list', csv, '-segment_list_type', 'csv', '-segment_list_flags', 'live',
     pattern,
   ];
+}
+
+/** A process to start for capture: the command, its arguments, and a readable form for logs. */
+export interface CaptureCommand {
+  cmd: string;
+  args: string[];
+  display: string;
+}
+
+/** Quote one word for a POSIX shell. */
+export const shellQuote = (s: string): string => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
+
+/** Prefix of rpicam-vid's stderr lines in the capture log (the pipeline picks its errors by it). */
+export const RPICAM_PREFIX = 'rpicam-vid: ';
+
+/**
+ * The process capture starts. For rpicam, one bash that becomes ffmpeg (exec) and reads
+ * rpicam-vid from a process substitution: both share one process group (SIGINT to the group
+ * stops both, ffmpeg closes its segment), the spawned pid is ffmpeg itself, rpicam-vid is its
+ * child (with setpriv it gets SIGINT when ffmpeg dies) and its stderr lines are prefixed
+ * "rpicam-vid: ". When rpicam-vid dies, ffmpeg reads EOF and exits.
+ */
+export function buildCaptureCommand(spec: CaptureRunSpec, tools: { ffmpegPath: string; setprivPath?: string | null; shellPath?: string }): CaptureCommand {
+  const args = buildCaptureArgs(spec);
+  if (spec.camera.source !== 'rpicam') return { cmd: tools.ffmpegPath, args, display: [tools.ffmpegPath, ...args].join(' ') };
+  const rpicam = [spec.camera.rpicamPath, ...rpicamArgs(spec.camera)];
+  const guard = tools.setprivPath ? [tools.setprivPath, '--pdeathsig', 'INT', '--'] : [];
+  const q = (words: string[]) => words.map(shellQuote).join(' ');
+  const prefix = `while IFS= read -r l || [ -n "$l" ]; do printf '${RPICAM_PREFIX}%s\\n' "$l"; done`;
+  const script = `exec ${q([tools.ffmpegPath, ...args])} < <(exec ${q([...guard, ...rpicam])} 2> >(trap '' INT; exec >&2; ${prefix}))`;
+  return { cmd: tools.shellPath ?? 'bash', args: ['-c', script], display: `${rpicam.join(' ')} | ${[tools.ffmpegPath, ...args].join(' ')}` };
+}
+
+/**
+ * Why a run ended, in one line. With rpicam-vid piped in, ffmpeg usually exits normally on EOF,
+ * so rpicam-vid's last error (its lines carry RPICAM_PREFIX) says what happened.
+ */
+export function exitMessage(tail: string[], r: { code: number | null; signal: NodeJS.Signals | null }): string {
+  const how = r.signal ? `signal ${r.signal}` : `code ${r.code}`;
+  const rpicam = tail.filter((l) => l.startsWith(RPICAM_PREFIX)).map((l) => l.slice(RPICAM_PREFIX.length));
+  const ffmpeg = tail.filter((l) => !l.startsWith(RPICAM_PREFIX));
+  if (rpicam.length) {
+    const err = rpicam.filter((l) => /error|fail|unable|cannot|no camera/i.test(l)).at(-1) ?? rpicam.at(-1);
+    return `rpicam-vid stopped: ${err}; ffmpeg exited (${how})${ffmpeg.length ? `: ${ffmpeg.at(-1)}` : ''}`;
+  }
+  return `ffmpeg exited (${how}): ${ffmpeg.at(-1) ?? 'no output'}`;
 }

@@ -6,7 +6,7 @@ import type { Logger } from '../log.js';
 import type { Config } from '../config/schema.js';
 import type { Clock } from '../util/clock.js';
 import { spawnGroup, processMatches, findSetpriv, type GroupChild } from '../util/child.js';
-import { buildCaptureArgs, runFiles } from './ffmpeg-args.js';
+import { buildCaptureCommand, exitMessage, runFiles, RPICAM_PREFIX, type CaptureCommand } from './ffmpeg-args.js';
 import { tailCsv } from './csv-tail.js';
 import { parseSegmentLine, type SegmentStore } from './segment-store.js';
 
@@ -162,24 +162,25 @@ export class CapturePipeline extends EventEmitter {
     this.runBase = runBase;
     const { width, height, fps, bitrateKbps } = this.profile;
     const scaled = config.camera.source === 'ffmpeg' && (width !== config.camera.width || height !== config.camera.height);
-    let args: string[];
+    let command: CaptureCommand;
     try {
-      args = buildCaptureArgs({
+      const spec = {
         camera: { ...config.camera, width, height, fps },
         encoder: { ...config.encoder, bitrateKbps },
         scaleTo: scaled ? { width, height } : undefined,
         segmentSec: config.segments.durationSec,
         runBase,
         dir: this.o.store.dir,
-      });
+      };
+      command = buildCaptureCommand(spec, { ffmpegPath: config.capture.ffmpegPath, setprivPath: this.setpriv });
     } catch (err) {
       this.setHealth(false, (err as Error).message);
       log.error({ err: (err as Error).message }, 'capture cannot start');
       return;
     }
-    log.info({ runBase, cmd: [config.capture.ffmpegPath, ...args].join(' ') }, 'starting ffmpeg');
-    const child = spawnGroup(config.capture.ffmpegPath, args, {
-      onStderrLine: (l) => log.debug({ ffmpeg: l }, 'ffmpeg says'),
+    log.info({ runBase, cmd: command.display }, 'starting ffmpeg');
+    const child = spawnGroup(command.cmd, command.args, {
+      onStderrLine: (l) => (l.startsWith(RPICAM_PREFIX) ? log.debug({ rpicam: l.slice(RPICAM_PREFIX.length) }, 'rpicam-vid says') : log.debug({ ffmpeg: l }, 'ffmpeg says')),
       // If the daemon dies hard, the kernel tells ffmpeg to close its segment and exit.
       setprivPath: this.setpriv,
     });
@@ -232,12 +233,14 @@ export class CapturePipeline extends EventEmitter {
     this.stallTimer.unref();
   }
 
-  private onExit(child: GroupChild, r: { code: number | null; signal: NodeJS.Signals | null }): void {
+  private async onExit(child: GroupChild, r: { code: number | null; signal: NodeJS.Signals | null }): Promise<void> {
     if (this.child !== child) return;
     this.tail?.stop();
     this.tail = null;
-    this.child = null;
     if (this.stallTimer) clearTimeout(this.stallTimer);
+    // rpicam-vid (same group) must have let go of the camera before the next run opens it.
+    await groupGone(child.pid, this.o.config.capture.stopGraceMs);
+    this.child = null;
     if (this.stopping) return;
     if (this.rotating) {
       this.rotating = false;
@@ -245,8 +248,7 @@ export class CapturePipeline extends EventEmitter {
       return;
     }
     const tail = child.stderrTail();
-    const why = tail.at(-1) ?? 'no output';
-    const message = `ffmpeg exited (${r.signal ? `signal ${r.signal}` : `code ${r.code}`}): ${why}`;
+    const message = exitMessage(tail, r);
     this.health.restarts++;
     this.o.log.error({ code: r.code, signal: r.signal, stderr: tail, retryInMs: this.backoffMs }, 'capture failed; restarting');
     this.setHealth(false, message);
@@ -269,6 +271,7 @@ export class CapturePipeline extends EventEmitter {
     const child = this.child;
     if (child) {
       await child.stop(this.o.config.capture.stopGraceMs);
+      await groupGone(child.pid, this.o.config.capture.stopGraceMs);
       // Pick up the final list lines ffmpeg wrote on its way out.
       await sleep(50);
     }
@@ -281,3 +284,25 @@ export class CapturePipeline extends EventEmitter {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Wait until no process of group `pgid` is left; SIGKILL the group after `graceMs`. */
+async function groupGone(pgid: number, graceMs: number): Promise<void> {
+  const alive = () => {
+    try {
+      process.kill(-pgid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (pgid <= 1) return;
+  const end = Date.now() + graceMs;
+  while (alive() && Date.now() < end) await sleep(20);
+  if (!alive()) return;
+  try {
+    process.kill(-pgid, 'SIGKILL');
+  } catch {
+    /* gone */
+  }
+  for (let i = 0; i < 50 && alive(); i++) await sleep(20);
+}

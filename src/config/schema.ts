@@ -51,13 +51,20 @@ export const schema = {
     width: f('integer', 1280, 'Capture width', { min: 16 }),
     height: f('integer', 720, 'Capture height', { min: 16 }),
     fps: f('integer', 30, 'Capture frame rate', { min: 1, max: 240 }),
-    device: f('string', '/dev/video0', 'v4l2 device node'),
+    device: f('string', '/dev/video0', 'v4l2 device node (source v4l2; source auto finds the node itself)'),
+    format: f('string', 'auto', 'v4l2 capture format: auto = the camera\'s own H.264 when it has it (stored as sent, see encoder.codec), else MJPEG, else raw YUYV; the size and rate closest to width/height/fps that the camera lists are used', { enum: ['auto', 'h264', 'mjpeg', 'yuyv'] }),
     input: f('string[]', [], 'For source "ffmpeg": raw ffmpeg input arguments, e.g. ["-f","rawvideo",...,"-i","/path"]'),
+    latencyMs: f('number', 0, 'Known delay from exposure to the frame reaching ffmpeg (e.g. rpicam-vid\'s ISP and pipe, measured once with a clock in view); taken off every frame stamp', { min: 0, max: 1000 }),
+    rpicamPath: f('string', 'rpicam-vid', 'rpicam-vid binary (source rpicam)'),
+    rpicamHelloPath: f('string', 'rpicam-hello', 'rpicam-hello binary for listing CSI cameras (libcamera-hello is tried when it is missing)'),
+    rpicamCamera: f('integer', 0, 'CSI camera index for rpicam-vid --camera (see arenacam cameras)', { min: 0, max: 15 }),
+    v4l2ctlPath: f('string', 'v4l2-ctl', 'v4l2-ctl binary for listing USB cameras (without it: /sys/class/video4linux, formats unknown)'),
   },
   encoder: {
     codec: f('string', 'auto', 'Video encoder; auto = h264_v4l2m2m when a trial encode works (Pi 4), else libx264', { enum: ['auto', 'libx264', 'h264_v4l2m2m', 'copy'] }),
     bitrateKbps: f('integer', 4000, 'Target bitrate in kbit/s', { min: 100 }),
-    preset: f('string', 'veryfast', 'libx264 preset'),
+    preset: f('string', 'veryfast', 'libx264 preset (ultrafast or veryfast on a Pi)'),
+    probeTimeoutMs: f('integer', 10000, 'Time limit of each ffmpeg run of the encoder probe (encoder.codec auto)', { min: 1000 }),
   },
   clock: {
     source: f('string', 'chrony', 'Clock status source; "system" trusts the OS clock (development only)', {

@@ -67,7 +67,20 @@ test('a stop at the first frame of the open segment yields nothing; an aborted t
   try {
     await waitFor(() => unit.app.store.size >= 2, 15000, 'segments');
     const last = unit.app.store.all().at(-1)!;
-    const first = await collect(tailOpenSegment(unit.app.store, last, last.endMs - 5, 5000));
+    // The open segment's first frame: a stop there yields none of its frames. (Not last.endMs:
+    // ffmpeg's listed end is the last frame + one nominal frame duration, and a loaded machine
+    // delivers frames closer together than that.)
+    const { readFile: read } = await import('node:fs/promises');
+    const openPath = last.path.replace(/_(\d{6})\.ts$/, (_m, n: string) => `_${String(Number(n) + 1).padStart(6, '0')}.ts`);
+    const firstOpenMs = await waitFor(async () => {
+      const buf = await read(openPath).catch(() => Buffer.alloc(0));
+      for (let o = 0; o + 188 <= buf.length; o += 188) {
+        const ms = packetFrameMs(buf.subarray(o, o + 188), last.runBase);
+        if (ms !== null) return ms;
+      }
+      return null;
+    }, 5000, 'the open segment\'s first frame');
+    const first = await collect(tailOpenSegment(unit.app.store, last, firstOpenMs, 5000));
     assert.equal(first.end.kind, 'reached');
     assert.equal(videoPtsList(first.bytes).length, 0, 'only the tables before the first frame');
 
