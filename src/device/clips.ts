@@ -38,7 +38,21 @@ export interface ClipInfo {
   createdAtMs: number;
   /** When a download of the whole file last completed (delivered clips may be removed for space). */
   downloadedAtMs?: number | null;
+  /** Who asked for it: a coordinator's request_clip (absent = coordinator) or the unit's button. */
+  source?: 'coordinator' | 'button';
+  /** The mark the window is around (epoch ms), when known at export. */
+  markMs?: number;
 }
+
+/** One clip as GET /clips lists it: its ClipInfo with the id, download path, source and mark time spelled out. */
+export type ClipListItem = Omit<ClipInfo, 'clipId' | 'downloadedAtMs' | 'source' | 'markMs'> & {
+  id: string;
+  url: string;
+  source: 'coordinator' | 'button';
+  markMs: number | null;
+  delivered: boolean;
+  deliveredAtMs: number | null;
+};
 
 /** A clip request, resolved to absolute times. */
 export interface ClipRequest {
@@ -48,6 +62,9 @@ export interface ClipRequest {
   fromMs: number;
   toMs: number;
   quality: 'original' | 'preview';
+  /** Who asked (default coordinator) and the mark time, kept with the clip for listings. */
+  source?: 'coordinator' | 'button';
+  markMs?: number;
 }
 
 /** Options of the clip catalog. */
@@ -102,6 +119,19 @@ export class ClipStore {
   /** All clips, oldest first. */
   list(): ClipInfo[] {
     return [...this.entries.values()].sort((a, b) => a.createdAtMs - b.createdAtMs);
+  }
+
+  /** All clips for GET /clips, oldest first; `markOf` finds the time of a mark not stored with its clip. */
+  listing(markOf: (markId: string) => number | null): ClipListItem[] {
+    return this.list().map(({ clipId, downloadedAtMs, source, markMs, ...rest }) => ({
+      id: clipId,
+      url: `/clips/${clipId}.mp4`,
+      source: source ?? 'coordinator',
+      markMs: markMs ?? markOf(rest.markId),
+      ...rest,
+      delivered: !!downloadedAtMs,
+      deliveredAtMs: downloadedAtMs ?? null,
+    }));
   }
 
   /** A clip by id. */
@@ -215,6 +245,8 @@ export class ClipStore {
       durationMs: Math.round(durationMs),
       sizeBytes,
       createdAtMs: clock.now(),
+      ...(req.source ? { source: req.source } : {}),
+      ...(req.markMs !== undefined ? { markMs: req.markMs } : {}),
     };
     this.entries.set(clipId, info);
     try {

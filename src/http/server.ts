@@ -6,6 +6,7 @@ import type { Logger } from '../log.js';
 import type { RecordingHandle } from '../device/types.js';
 import type { Snapshotter } from '../media/snapshot.js';
 import type { PreviewHub } from '../media/preview.js';
+import type { ClipListItem } from '../device/clips.js';
 
 /** What /health reports. */
 export interface HealthReport {
@@ -27,6 +28,8 @@ export interface HttpServerOptions {
   clips?: ClipSource;
   snapshot?: Snapshotter;
   preview?: PreviewHub;
+  /** GET /clips: every clip on the unit (absent: an empty list). */
+  listClips?: () => ClipListItem[];
 }
 
 /** The only clip file names served: `<id>.mp4` with a plain id. */
@@ -69,6 +72,8 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
     const h = opts.health();
     return reply.code(h.ok ? 200 : 503).send(h);
   });
+
+  app.get('/clips', async (_req, reply) => reply.header('Cache-Control', 'no-store').send({ clips: opts.listClips?.() ?? [] }));
 
   // Clip responses being sent; cut at shutdown so a slow download cannot hold up close().
   const downloads = new Set<ServerResponse>();

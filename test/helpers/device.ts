@@ -26,6 +26,8 @@ export function testConfig(dataDir: string, patch: ConfigPatch = {}): Config {
     encoder: { codec: 'libx264', bitrateKbps: 800, preset: 'ultrafast' },
     clock: { source: 'system' },
     storage: { minFreeMB: 1 },
+    // Test units never take the pins of a Pi running the suite; GPIO tests enable it with a fake backend.
+    gpio: { enabled: false },
   } as Record<string, Record<string, unknown> | string>;
   for (const [k, v] of Object.entries(patch)) {
     base[k] = typeof v === 'object' && v !== null && !Array.isArray(v) ? { ...(base[k] as object), ...v } : (v as string);
