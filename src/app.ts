@@ -29,6 +29,11 @@ import { Snapshotter } from './media/snapshot.js';
 import { PreviewHub } from './media/preview.js';
 import { SystemFactsPoller, SiSystemFacts, factWarnings, type SystemFactsReader } from './hw/system-facts.js';
 import { APP_VERSION } from './version.js';
+import { SystemCameraDiscovery, type CameraDiscovery } from './hw/cameras.js';
+import { FfmpegEncoderProber, type EncoderProber } from './hw/encoder-probe.js';
+import { listsOf, resolveCapture } from './hw/camera-choice.js';
+import { LocalControls, startPanel, type Panel } from './device/local-marks.js';
+import type { GpioBackend } from './hw/gpio.js';
 
 /** Hardware and OS seams; tests pass fakes only where the hardware does not exist. */
 export interface AppSeams {
@@ -39,6 +44,12 @@ export interface AppSeams {
   clockReader?: ClockStatusReader;
   /** Battery, temperature, Wi-Fi (systeminformation + sysfs by default). */
   systemFacts?: SystemFactsReader;
+  /** USB/CSI camera listing for camera.source auto/v4l2/rpicam (default: v4l2-ctl, rpicam-hello). */
+  cameras?: CameraDiscovery;
+  /** Which H.264 encoder works, for encoder.codec auto (default: a trial encode with ffmpeg). */
+  encoderProber?: EncoderProber;
+  /** Button and LED pins (default: onoff when the board has GPIO). */
+  gpio?: GpioBackend;
 }
 
 /** A running unit. */
@@ -73,6 +84,13 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
     await mkdir(dataDir, { recursive: true });
     const deviceId = await resolveDeviceId(config.deviceId, dataDir);
     log.info({ deviceId, dataDir, camera: config.camera.source }, 'arenacam starting');
+    // camera.source and encoder.codec "auto" are decided once, here; every part below sees the result.
+    const resolved = await resolveCapture(config, {
+      lists: listsOf(seams.cameras ?? new SystemCameraDiscovery({ v4l2ctlPath: config.camera.v4l2ctlPath, rpicamHelloPath: config.camera.rpicamHelloPath })),
+      prober: seams.encoderProber ?? new FfmpegEncoderProber({ ffmpegPath: config.capture.ffmpegPath, timeoutMs: config.encoder.probeTimeoutMs, bitrateKbps: config.encoder.bitrateKbps }),
+      log: log.child({ part: 'camera' }),
+    });
+    config = { ...config, camera: resolved.camera, encoder: resolved.encoder };
 
     const reader =
       seams.clockReader ??
@@ -208,12 +226,19 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
     const preview = new PreviewHub({ store, ffmpegPath: config.capture.ffmpegPath, log: log.child({ part: 'preview' }) });
     stops.push(['preview', async () => preview.close()]);
     let varClient: VarClient | null = null;
+    let panel: Panel | null = null;
+    let unitReady = false;
     let varNode: VarNode | null = null;
     const http = buildHttpServer({
       log: log.child({ part: 'http' }),
       clips,
       snapshot,
       preview,
+      listClips: () =>
+        clips.listing((markId) => {
+          const m = book.findMark(markId);
+          return m ? (config.var.markClock === 'coordinator' && m.coordinatorTs !== null ? m.coordinatorTs : m.deviceTs) : null;
+        }),
       health: () => {
         const cap = capture.status();
         const cs = clockMonitor.current();
@@ -231,6 +256,7 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
           uploads: { queued: snap.uploadQueue.length, failed: snap.failedUploadQueue.length, uploading: uploads.busy() },
           coordinator: varNode && varClient ? { ...varClient.view(), ...varNode.view() } : null,
           clips: clips.usage(),
+          gpio: panel?.view() ?? null,
           system: { ...facts.current(), warnings: factWarnings(facts.current()) },
         };
       },
@@ -238,6 +264,29 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
     await http.listen({ port: config.http.port, host: config.http.host });
     const httpPort = (http.server.address() as { port: number }).port;
     stops.push(['http', () => http.close()]);
+
+    // Button and status LED: after the listeners, so a press finds everything it needs.
+    step();
+    const controls = new LocalControls({
+      device: dev,
+      varSession: () => varDevice.current(),
+      clips,
+      book,
+      storage,
+      bitrateKbps: () => capture.currentProfile().bitrateKbps,
+      minFreeBytes: config.storage.minFreeMB * 1e6,
+      preRollMs: config.clips.preRollMs,
+      postRollMs: config.clips.postRollMs,
+      clock,
+      log: log.child({ part: 'button' }),
+    });
+    const unitView = () => {
+      const cap = capture.status();
+      return { ready: unitReady, captureAlive: cap.alive, captureError: cap.error, storageError: storage.error(), recording: dev.isRecording(), uploading: uploads.busy(), clockSynchronised: clockMonitor.current().synchronised };
+    };
+    const gpioPanel = await startPanel({ settings: config.gpio, backend: seams.gpio, controls, unitView, clock, log: log.child({ part: 'gpio' }) });
+    panel = gpioPanel;
+    stops.push(['gpio', () => gpioPanel.stop()]);
 
     step();
     const pairing = new PairingStore(dataDir, config.var.coordinator, () => clock.now(), log.child({ part: 'var' }));
@@ -283,6 +332,7 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
       stops.push(['mdns', () => adv.stop()]);
     }
     step();
+    unitReady = true;
     log.info({ deviceId, multicamPort, httpPort }, 'arenacam ready');
     return {
       deviceId,

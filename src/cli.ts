@@ -6,10 +6,15 @@ import { createLogger } from './log.js';
 import { startApp } from './app.js';
 import { sendMultiCam } from './protocols/multicam/client.js';
 import { savePairLink } from './device/pairing-store.js';
+import { SystemdService } from './hw/systemd-service.js';
+import { camerasCli } from './hw/camera-report.js';
 
 const USAGE = `usage:
   arenacam serve [--config FILE]     run the device (config: YAML or JSON; ARENACAM_* env overrides)
   arenacam config [--config FILE]    print the effective configuration as JSON
+  arenacam cameras [--config FILE] [--json]
+                                     list USB and CSI cameras, probe the encoder and show the
+                                     capture command the config would run (exit 1: no camera)
   arenacam status [HOST[:PORT]]      ask a device for its status (default 127.0.0.1:8080)
   arenacam record start|stop [HOST[:PORT]] [--in SECONDS]
                                      start (optionally scheduled) or stop a recording
@@ -60,6 +65,7 @@ async function client(argv: string[]): Promise<number> {
 
 async function main(): Promise<number> {
   const first = process.argv[2];
+  if (first === 'cameras') return camerasCli(process.argv.slice(3));
   if (first === 'status' || first === 'record') return client(process.argv.slice(2));
   let args;
   let link: string | undefined;
@@ -105,6 +111,8 @@ async function main(): Promise<number> {
     return 2;
   }
   const log = createLogger(config.log.level);
+  // systemd (Type=notify): READY=1 after startApp, STOPPING=1 on a signal, gated watchdog pings.
+  const service = new SystemdService({ env: process.env, pid: process.pid, log: log.child({ part: 'systemd' }), captureGraceMs: config.systemd.captureGraceMs, unsetEnvironment: true });
   // Signals are handled from the first moment: one during start-up aborts it cleanly, so ffmpeg
   // and every listener started so far are stopped rather than orphaned.
   const startup = new AbortController();
@@ -116,6 +124,7 @@ async function main(): Promise<number> {
     if (stopping) return;
     stopping = true;
     log.info({ signal: sig }, 'signal received');
+    void service.stopping();
     if (!app) {
       startup.abort(new Error(`start-up interrupted by ${sig}`));
       return;
@@ -135,6 +144,7 @@ async function main(): Promise<number> {
   process.on('unhandledRejection', (err) => log.error({ err: (err as Error)?.stack ?? String(err) }, 'unhandled promise rejection (a bug)'));
   try {
     app = await startApp(config, log, { signal: startup.signal });
+    void service.ready(app);
   } catch (err) {
     if (startup.signal.aborted) {
       log.info('start-up interrupted; everything started so far was stopped');
