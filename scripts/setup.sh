@@ -19,11 +19,10 @@ if [ "${1:-}" = "--test" ]; then
   # iproute2: network namespaces for the mDNS tests; avahi + a private dbus run inside them;
   # openssl: a throwaway CA for the https upload tests; chromium-headless-shell: a real browser
   # shows the MJPEG /preview.
-  # systemd: systemd-analyze verify of the unit; socat: a notify-socket peer for the sd_notify
-  # tests; mmdebstrap + qemu-user-static + binfmt-support: the install test in a Debian trixie
-  # arm64 root file system.
+  # systemd: systemd-analyze verify of the unit and a real systemd in a throw-away container;
+  # mmdebstrap + qemu-user-static + binfmt-support: the install test in a Debian trixie arm64 root.
   pkgs+=(iproute2 avahi-daemon avahi-utils dbus-daemon procps curl openssl chromium-headless-shell
-    systemd socat mmdebstrap qemu-user-static binfmt-support)
+    systemd mmdebstrap qemu-user-static binfmt-support)
 fi
 
 missing=()

@@ -98,7 +98,7 @@ export class VarDevice implements VarDeviceApi {
       if (open.sessionId === req.sessionId && open.startedAtMs !== null) return { ok: true, sessionId: open.sessionId, startedAtMs: open.startedAtMs };
       return fail('ALREADY_RECORDING', `session ${open.sessionId ?? '(none)'} is recording; send stop_record first`);
     }
-    if (device.isRecording()) return fail('ALREADY_RECORDING', 'a recording started by a MultiCam controller is running; stop it first');
+    if (device.isRecording()) return fail('ALREADY_RECORDING', 'a recording started outside this session (a MultiCam controller or the unit\'s button) is running; stop it first');
     const storageErr = this.d.storage.error();
     if (storageErr) return fail('LOW_STORAGE', storageErr);
     const previous = capture.currentProfile();
@@ -183,7 +183,7 @@ export class VarDevice implements VarDeviceApi {
       if (last && sessionId !== null && last.sessionId === sessionId) return { ok: true, sessionId, stoppedAtMs: last.stoppedAtMs, fileName: last.fileName, repeated: true };
       return fail('NOT_RECORDING', 'not recording');
     }
-    if (!open) return fail('NOT_RECORDING', 'the running recording was started by a MultiCam controller; stop it there');
+    if (!open) return fail('NOT_RECORDING', 'the running recording was started outside this session (a MultiCam controller or the unit\'s button); stop it there');
     if (sessionId !== null && open.sessionId !== null && sessionId !== open.sessionId) {
       return fail('WRONG_SESSION', `session ${sessionId} is not the one recording (${open.sessionId})`);
     }
