@@ -73,6 +73,7 @@ export const schema = {
     chronycPath: f('string', 'chronyc', 'chronyc binary'),
     chronySocket: f('string|null', null, 'chronyd command socket (chronyc -h); null = chronyc default'),
     maxOffsetMs: f('number', 10, 'Largest |offset| still called synchronised', { min: 0 }),
+    timeMaster: f('boolean', false, 'This unit is the arena\'s time reference (chrony serves its own clock: scripts/install.sh --serve-ntp without an upstream): a local chrony reference counts as synchronised'),
     pollMs: f('integer', 5000, 'How often the clock status is refreshed', { min: 100 }),
   },
   segments: {

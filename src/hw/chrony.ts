@@ -82,7 +82,7 @@ export function isLocalReference(t: Pick<ChronyTracking, 'refIdHex' | 'refName'>
 }
 
 /** Turn a parsed report into a ClockStatus: synchronised, or not with the first reason found. */
-export function judgeTracking(t: ChronyTracking, maxOffsetMs: number, now: number): ClockStatus {
+export function judgeTracking(t: ChronyTracking, maxOffsetMs: number, now: number, timeMaster = false): ClockStatus {
   const noRef = t.refIdHex === '00000000';
   const local = !noRef && isLocalReference(t);
   const unsyncedLeap = t.leapStatus !== 'Normal' && !LEAP_PENDING.has(t.leapStatus);
@@ -101,10 +101,13 @@ export function judgeTracking(t: ChronyTracking, maxOffsetMs: number, now: numbe
   let reason: string | null = null;
   if (unsyncedLeap) reason = `chrony leap status is ${t.leapStatus}`;
   else if (noRef) reason = 'chrony has no reference (reference ID 00000000)';
-  else if (local) reason = `chrony reference is the local clock (reference ID ${t.refIdHex}), not a time source`;
+  else if (local && !timeMaster) reason = `chrony reference is the local clock (reference ID ${t.refIdHex}), not a time source`;
   else if (t.stratum < 1 || t.stratum > 15) reason = `chrony stratum ${t.stratum} is outside 1–15`;
   else if (offsetMs > maxOffsetMs) reason = `offset ${fmt(offsetMs)} ms exceeds clock.maxOffsetMs ${maxOffsetMs}`;
   if (reason !== null) return { ...base, reason };
+  // The arena's time master serves its own clock (local stratum) to the other units: they agree
+  // with it by construction, which is what a synchronised start needs.
+  if (local) return { ...base, synchronised: true, reason: `time master: this unit's clock is the arena's reference (chrony local stratum ${t.stratum})` };
   const warning = LEAP_PENDING.has(t.leapStatus) ? `chrony announces a leap second (${t.leapStatus})` : null;
   return { ...base, synchronised: true, reason: warning };
 }
@@ -113,9 +116,9 @@ export function judgeTracking(t: ChronyTracking, maxOffsetMs: number, now: numbe
  * Parse `chronyc -c tracking` output (the human `chronyc tracking` form is accepted too) into a
  * ClockStatus. Malformed output gives synchronised:false with a reason quoting its start.
  */
-export function parseChronyTracking(output: string, maxOffsetMs: number, now: number): ClockStatus {
+export function parseChronyTracking(output: string, maxOffsetMs: number, now: number, timeMaster = false): ClockStatus {
   const parsed = /Reference ID\s*:/.test(output) ? parseTrackingText(output) : parseTrackingCsv(output);
-  if (parsed) return judgeTracking(parsed, maxOffsetMs, now);
+  if (parsed) return judgeTracking(parsed, maxOffsetMs, now, timeMaster);
   return notSynchronised(`unexpected chronyc tracking output: ${quote(output)}`, now);
 }
 
@@ -139,6 +142,8 @@ export interface ChronyClockStatusOptions {
   /** chronyd command socket passed as `chronyc -h`; null = chronyc's default. */
   socket: string | null;
   maxOffsetMs: number;
+  /** clock.timeMaster: a local reference (chrony serving its own clock) counts as synchronised. */
+  timeMaster?: boolean;
   /** How long chronyc may take before it is killed (default 3000 ms). */
   timeoutMs?: number;
   now?: () => number;
@@ -190,7 +195,7 @@ export class ChronyClockStatus implements ClockStatusReader {
         }
         return notSynchronised(`chronyc exited with code ${r.exitCode}: ${quote(said)}`, now);
       }
-      return parseChronyTracking(out, this.opts.maxOffsetMs, now);
+      return parseChronyTracking(out, this.opts.maxOffsetMs, now, this.opts.timeMaster ?? false);
     } catch (e) {
       return notSynchronised(`could not run chronyc "${chronycPath}": ${(e as Error).message}`, this.now());
     }

@@ -18,9 +18,13 @@ export interface SystemFacts {
   throttled: ThrottleState | null;
 }
 
-/** Warnings worth showing an operator: the Pi's throttling flags in words (empty when all is well). */
-export function factWarnings(f: SystemFacts): string[] {
-  return f.throttled ? throttleWarnings(f.throttled.bits) : [];
+/**
+ * Warnings worth showing an operator now: the Pi's present under-voltage/throttling conditions in
+ * words (empty when all is well). `past` = the "has occurred since boot" flags instead (sticky until
+ * a reboot: for /health and the log, not for a live status).
+ */
+export function factWarnings(f: SystemFacts, which: 'now' | 'past' = 'now'): string[] {
+  return f.throttled ? throttleWarnings(f.throttled.bits, which) : [];
 }
 
 /** Reads the system facts once. */
@@ -229,7 +233,7 @@ export class SystemFactsPoller {
 
   /** A change of the Pi's power/thermal warnings is logged once (warn when any, info when cleared). */
   private logWarnings(f: SystemFacts): void {
-    const w = factWarnings(f);
+    const w = f.throttled ? throttleWarnings(f.throttled.bits) : [];
     const key = w.join('; ');
     if (key === this.lastWarnings) return;
     if (w.length) this.opts.log.warn({ warnings: w, throttled: f.throttled }, `power/thermal warning: ${key}`);

@@ -34,17 +34,22 @@ export function parseGetThrottled(text: string): number | null {
   return Number.isSafeInteger(n) && n >= 0 ? n : null;
 }
 
-/** Human warnings for the set bits, "now" ones first; unknown bits are named by number. */
-export function throttleWarnings(bits: number): string[] {
+/**
+ * Human warnings for the set bits, "now" ones first; unknown bits are named by number.
+ * `which`: 'now' = only conditions present now (bits 0–3 and unknown ones); the "since boot" bits
+ * stay set until the next reboot, so they belong in the log and /health, not in a live status.
+ */
+export function throttleWarnings(bits: number, which: 'all' | 'now' | 'past' = 'all'): string[] {
   const out: string[] = [];
   let known = 0;
   for (const { bit, warning } of THROTTLE_BITS) {
     const mask = 2 ** bit;
     known += mask;
-    if (Math.floor(bits / mask) % 2 === 1) out.push(warning);
+    const wanted = which === 'all' || (which === 'now') === bit < 16;
+    if (wanted && Math.floor(bits / mask) % 2 === 1) out.push(warning);
   }
   const unknown = bits - (bits & known);
-  if (unknown > 0) out.push(`unknown throttle flags 0x${unknown.toString(16)}`);
+  if (unknown > 0 && which !== 'past') out.push(`unknown throttle flags 0x${unknown.toString(16)}`);
   return out;
 }
 

@@ -17,10 +17,12 @@ test('under-voltage (0x50005 from a real Pi 3) shows as warnings in VAR status a
     assert.ok(Array.isArray(status.payload.warnings), JSON.stringify(status.payload));
     assert.ok(status.payload.warnings.includes('under-voltage now'));
     assert.ok(status.payload.warnings.includes('throttled now'));
+    assert.equal(status.payload.warnings.some((w: string) => w.includes('since boot')), false, 'sticky since-boot flags stay out of the live status');
 
     const health = (await (await fetch(`http://127.0.0.1:${unit.app.httpPort}/health`)).json()) as { system: { warnings: string[]; throttled: { bits: number } } };
     assert.equal(health.system.throttled.bits, bits);
     assert.ok(health.system.warnings.includes('under-voltage now'));
+    assert.ok((health.system as unknown as { sinceBoot: string[] }).sinceBoot.includes('under-voltage has occurred since boot'));
     assert.equal(unit.logs.find('power/thermal warning').length, 1, 'logged once');
 
     // MultiCam carries the battery (batteryLevel) but no extra keys: the controller's reply classes stay exact.
@@ -29,11 +31,15 @@ test('under-voltage (0x50005 from a real Pi 3) shows as warnings in VAR status a
     assert.equal('warnings' in reply.body, false);
     assert.equal('message' in reply.body, false);
 
-    // Fixed power supply: the next poll (10 s) clears it; refresh now instead of waiting.
-    facts.set({ throttled: { bits: 0, source: 'vcgencmd' } });
+    // The next poll (10 s) would see it; refresh now instead of waiting.
+    // Fixed power supply: the "now" bits clear, the "since boot" ones stay until a reboot.
+    facts.set({ throttled: { bits: 0x50000, source: 'vcgencmd' } });
     await unit.app.facts.refresh();
     const after = await coord.waitFor((m) => m.type === 'status' && !('warnings' in m.payload), 5000);
     assert.equal(after.payload.battery, 64);
+    assert.equal(unit.logs.find('power/thermal warning: under-voltage has occurred since boot').length, 1, 'the change is logged once');
+    facts.set({ throttled: { bits: 0, source: 'vcgencmd' } });
+    await unit.app.facts.refresh();
     assert.equal(unit.logs.find('power/thermal warnings cleared').length, 1);
   });
 });

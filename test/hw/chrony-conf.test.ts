@@ -163,11 +163,18 @@ describe('the rendered LAN variants with real chronyd on loopback', { skip: chro
       assert.equal(s.synchronised, true, `${s.reason}\nclient:\n${client.log()}\nserver:\n${server.log()}`);
       assert.equal(s.refId, '127.0.0.1');
       assert.equal(s.stratum, 11, 'one below the serving unit\'s local stratum 10');
-      // The serving unit itself, without a source of its own, is on its local clock.
+      // The serving unit itself, without a source of its own, is on its local clock: not a time
+      // source for an ordinary unit, but the arena's reference when it is the time master.
       const own = await new ChronyClockStatus({ chronycPath: chronyc, socket: server.socket, maxOffsetMs: 10 }).read();
       assert.equal(own.synchronised, false);
       assert.match(own.reason ?? '', /^chrony reference is the local clock/);
       assert.equal(own.stratum, 10);
+      const master = await new ChronyClockStatus({ chronycPath: chronyc, socket: server.socket, maxOffsetMs: 10, timeMaster: true }).read();
+      assert.equal(master.synchronised, true, master.reason ?? '');
+      assert.match(master.reason ?? '', /^time master: /);
+      // timeMaster does not make a clock without any reference synchronised.
+      const lost = await new ChronyClockStatus({ chronycPath: chronyc, socket: join(tmp.dir, 'no-such-socket'), maxOffsetMs: 10, timeMaster: true }).read();
+      assert.equal(lost.synchronised, false);
     } finally {
       await client?.stop();
       await server.stop();

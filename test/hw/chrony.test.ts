@@ -94,6 +94,16 @@ describe('parseChronyTracking on captured outputs', () => {
     assert.equal(s.refId, '7F7F0101');
   });
 
+  it('calls the same local clock synchronised on the time master (clock.timeMaster), but never a clock without reference', () => {
+    const out = '7F7F0101,,8,1795311563.350685889,0.000000000,0.000000000,0.000000000,0.000,0.000,0.000,0.000000000,0.000000000,0.0,Normal\n';
+    const s = parseChronyTracking(out, 10, NOW, true);
+    assert.equal(s.synchronised, true);
+    assert.match(s.reason ?? '', /^time master: .*local stratum 8/);
+    const unsynced = parseChronyTracking(fixture('chronyc-c-tracking.unsynced.chrony4.3.txt'), 10, NOW, true);
+    assert.equal(unsynced.synchronised, false);
+    assert.equal(unsynced.reason, 'chrony leap status is Not synchronised');
+  });
+
   it('calls malformed output not synchronised and quotes its start', () => {
     const cut = fixture('chronyc-c-tracking.loopback-synced.chrony4.3.txt').slice(0, 40);
     const s = parseChronyTracking(cut, 10, NOW);

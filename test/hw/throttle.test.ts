@@ -86,7 +86,8 @@ describe('readThrottle', () => {
     const log = pino({ level: 'silent' });
     const facts = await new SiSystemFacts({ log, si: fakeSi({}), sysRoot: empty, procRoot: empty, throttle: () => readThrottle({ vcgencmdPath: tool }) }).read();
     assert.deepEqual(facts.throttled, { bits: 0x80008, source: 'vcgencmd' });
-    assert.deepEqual(factWarnings(facts), ['soft temperature limit active', 'soft temperature limit has occurred since boot']);
+    assert.deepEqual(factWarnings(facts), ['soft temperature limit active'], 'live: what is true now');
+    assert.deepEqual(factWarnings(facts, 'past'), ['soft temperature limit has occurred since boot'], 'sticky until reboot');
   });
 });
 
