@@ -39,8 +39,8 @@ export const LED_PATTERNS: Readonly<Record<LedState, LedPattern>> = {
 
 /** Played once over the state pattern: a press was taken (three quick flashes, seen in any state). */
 export const LED_ACK: LedPattern = { name: 'ack', steps: [off(80), on(80), off(80), on(80), off(80), on(80), off(80)] };
-/** Played once over the state pattern: a press was refused or its action failed (1.2 s of fast flicker). */
-export const LED_REFUSED: LedPattern = { name: 'refused', steps: Array.from({ length: 6 }, () => [on(100), off(100)]).flat() };
+/** Played once over the state pattern: a press was refused or its action failed (long-short-long, 1.75 s; unlike any state). */
+export const LED_REFUSED: LedPattern = { name: 'refused', steps: [on(500), off(150), on(150), off(150), on(500), off(300)] };
 
 /** The facts the LED state is decided from. */
 export interface UnitView {

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { Clock } from '../util/clock.js';
-import { GpioUnavailableError, openOnoffGpio, realTimers, type GpioBackend, type Timers } from '../hw/gpio.js';
+import { DEFAULT_OPEN_RETRY, GpioUnavailableError, errnoOf, openOnoffGpio, openWithRetry, realTimers, type GpioBackend, type OpenRetry, type Timers } from '../hw/gpio.js';
 import { Button, type ButtonEvent } from './button.js';
 import { LED_ACK, LED_PATTERNS, LED_REFUSED, LedDriver, ledStateOf, type UnitView } from './led.js';
 import { ClipError, type ClipInfo, type ClipStore } from './clips.js';
@@ -16,6 +16,10 @@ export interface LocalControlsDeps {
   device: Pick<Device, 'isRecording' | 'snapshot' | 'startRecording' | 'stopRecording' | 'onStopped'>;
   /** The open VAR session, if any (VarDevice.current). */
   varSession: () => SessionRecord | null;
+  /** What the VAR coordinator link is while it is up (see varLinkUp), else null. */
+  varLink: () => string | null;
+  /** When a MultiCam controller last sent a command (epoch ms, MultiCamServer.lastCommandAtMs), null = never. */
+  controllerLastCommandMs: () => number | null;
   clips: Pick<ClipStore, 'export'>;
   book: Pick<SessionBook, 'addMark'>;
   storage: Pick<StorageGuard, 'error' | 'freeBytes'>;
@@ -31,6 +35,23 @@ export interface LocalControlsDeps {
 
 /** Result of a short press: the mark is always kept; the clip may fail with a code. */
 export type MarkResult = { ok: true; markId: string; clip: ClipInfo } | { ok: false; markId: string; code: string; message: string };
+
+/** A MultiCam controller heard within this long (2 min) is taken to be in charge of recording. */
+export const CONTROLLER_RECENT_MS = 120_000;
+
+/** The VAR link as the button sees it: a description while a coordinator is connected (pairing, authenticating or ready), else null. */
+export function varLinkUp(client: { connected: boolean }, node: { state: string }): string | null {
+  return client.connected && ['pairing', 'authenticating', 'ready'].includes(node.state) ? `a VAR coordinator is connected (link ${node.state})` : null;
+}
+
+/** Why a local recording may not start now (a coordinator or controller is in charge), or null when the unit is on its own. */
+export function inChargeReason(o: { varLink: string | null; controllerLastMs: number | null; nowMs: number }): string | null {
+  const standalone = 'a local recording is for standalone use only';
+  if (o.varLink) return `${o.varLink}; ${standalone}, record from the coordinator`;
+  const ago = o.controllerLastMs === null ? Infinity : o.nowMs - o.controllerLastMs;
+  if (ago < CONTROLLER_RECENT_MS) return `a MultiCam controller sent a command ${Math.max(0, Math.round(ago / 1000))} s ago (within ${CONTROLLER_RECENT_MS / 60000} min); ${standalone}, record from the controller`;
+  return null;
+}
 
 /** Result of a long press. */
 export type ToggleResult = { ok: true; action: 'started' | 'stopped'; fileName?: string } | { ok: false; code: string; message: string };
@@ -50,7 +71,7 @@ export class LocalControls {
     });
   }
 
-  /** Short press at `atMs` (the press's interrupt time): a local mark and a clip [atMs − pre, atMs + post]. */
+  /** Short press at `atMs` (the press's first edge): a local mark and a clip [atMs − pre, atMs + post]. */
   async mark(atMs: number): Promise<MarkResult> {
     const { log, book, clips } = this.d;
     const markId = `BTN-${randomBytes(12).toString('base64url')}`;
@@ -86,7 +107,10 @@ export class LocalControls {
 
   /**
    * Long press: start a local recording when idle, stop it when it is one this button started.
-   * Refused while a VAR session or a MultiCam controller (running or scheduled) owns the recording.
+   * Refused while a VAR session or a MultiCam controller (running or scheduled) owns the recording;
+   * a start is also refused while a coordinator or controller is in charge (inChargeReason), so
+   * neither ever sees a recording it did not ask for. Stopping the button's own recording always
+   * works: it is how the unit is handed back (a VAR stop_record does not stop it).
    */
   async toggleRecording(): Promise<ToggleResult> {
     const { device, log, clock } = this.d;
@@ -97,6 +121,10 @@ export class LocalControls {
     if (this.toggling) return refuse('the previous long press is still being carried out');
     const session = this.d.varSession();
     if (session) return refuse(`VAR session ${session.sessionId ?? '(no id)'} owns the recording; the coordinator starts and stops it`);
+    if (!this.local) {
+      const other = inChargeReason({ varLink: this.d.varLink(), controllerLastMs: this.d.controllerLastCommandMs(), nowMs: clock.now() });
+      if (other) return refuse(other);
+    }
     const scheduled = device.snapshot().scheduledStartMs;
     if (scheduled !== null) return refuse(`a MultiCam recording is scheduled to start at ${new Date(scheduled).toISOString()}`);
     if (device.isRecording() && !this.local) return refuse('a recording started by a MultiCam controller is running; stop it there');
@@ -140,6 +168,8 @@ export interface PanelOptions {
   log: Logger;
   /** How often the LED looks at the unit state (ms, default 250); it writes only on changes. */
   watchMs?: number;
+  /** Retries of a pin refused with EACCES/EPERM at boot (default DEFAULT_OPEN_RETRY: 5 × 300 ms). */
+  openRetry?: OpenRetry;
 }
 
 /** Start the button and LED; without GPIO (or gpio.enabled false) says so in one line and does nothing. */
@@ -161,16 +191,22 @@ export async function startPanel(o: PanelOptions): Promise<Panel> {
     }
   }
   const gpio = backend;
-  const tryOpen = <T>(what: string, pin: number, fn: () => T): T | null => {
+  const retry = o.openRetry ?? DEFAULT_OPEN_RETRY;
+  /** Open a pin, trying again while udev has not yet given us a freshly exported one; one error line if it never opens. */
+  const tryOpen = async <T>(what: string, pin: number, fn: () => T): Promise<T | null> => {
     if (pin < 0) return null;
     try {
-      return fn();
+      const { value, tries } = await openWithRetry(fn, retry);
+      if (tries > 1) log.info({ pin, tries }, `GPIO${pin} opened after ${tries} tries (permission came late)`);
+      return value;
     } catch (err) {
-      log.error({ pin, err: (err as Error).message }, `${what} off: cannot open GPIO${pin}`);
+      const code = errnoOf(err);
+      const tried = code === 'EACCES' || code === 'EPERM' ? ` after ${retry.attempts} tries ${retry.delayMs} ms apart` : '';
+      log.error({ pin, code, err: (err as Error).message }, `${what} off: cannot open GPIO${pin}${tried}`);
       return null;
     }
   };
-  const ledOut = tryOpen('status LED', s.ledPin, () => gpio.output(s.ledPin, { activeLow: s.ledActiveLow }));
+  const ledOut = await tryOpen('status LED', s.ledPin, () => gpio.output(s.ledPin, { activeLow: s.ledActiveLow }));
   const led = ledOut ? new LedDriver(ledOut, timers) : null;
   const pending = new Set<Promise<unknown>>();
   /** Keep an action until it ends (stop waits for it); `ackOnSuccess`: flash LED_ACK when it worked. */
@@ -193,7 +229,7 @@ export async function startPanel(o: PanelOptions): Promise<Panel> {
       track(o.controls.toggleRecording(), true);
     }
   };
-  const input = tryOpen('button', s.buttonPin, () => gpio.input(s.buttonPin, { activeLow: s.buttonActiveLow }));
+  const input = await tryOpen('button', s.buttonPin, () => gpio.input(s.buttonPin, { activeLow: s.buttonActiveLow }));
   const button = input ? new Button({ input, debounceMs: s.debounceMs, longPressMs: s.longPressMs, clock: o.clock, timers, onEvent }) : null;
 
   let watch: unknown = null;

@@ -4,11 +4,11 @@ import { join } from 'node:path';
 import type { Clock } from '../util/clock.js';
 import type { Logger } from '../log.js';
 
-/** A digital input that reports each edge with the time taken in the interrupt callback. */
+/** A digital input that reports each edge with the time taken as soon as the edge callback runs. */
 export interface DigitalInput {
   /** The current level (true = active, after activeLow). */
   read(): boolean;
-  /** Be called on every edge: the level after it and the epoch ms taken when the interrupt arrived. */
+  /** Be called on every edge: the level after it and the epoch ms taken first thing in the edge callback. */
   watch(onEdge: (active: boolean, atMs: number) => void): void;
   /** Stop watching and release the pin. */
   close(): void;
@@ -46,9 +46,45 @@ export class GpioUnavailableError extends Error {
   constructor(
     readonly kind: 'absent' | 'unusable',
     message: string,
+    /** The errno code behind it (e.g. EACCES while udev has not yet given the gpio group a fresh pin), if any. */
+    readonly code: string | null = null,
   ) {
     super(message);
     this.name = 'GpioUnavailableError';
+  }
+}
+
+/** How often opening a pin is tried while permission is refused, and the wait between tries. */
+export interface OpenRetry {
+  attempts: number;
+  delayMs: number;
+  /** Waits `ms` (tests pass one that returns at once). */
+  sleep: (ms: number) => Promise<void>;
+}
+
+/** 5 tries 300 ms apart: udev usually gives the gpio group a freshly exported pin within a second. */
+export const DEFAULT_OPEN_RETRY: OpenRetry = { attempts: 5, delayMs: 300, sleep: (ms) => new Promise((r) => setTimeout(r, ms)) };
+
+/** The errno code of an open failure (on the error or its GpioUnavailableError wrapper), or null. */
+export function errnoOf(err: unknown): string | null {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : null;
+}
+
+/**
+ * Run `open` until it works, trying again after `delayMs` while it fails with EACCES or EPERM (the
+ * pin's files are not yet group-writable right after export), at most `attempts` times in all.
+ * Resolves with the result and the number of tries; the last error is thrown unchanged.
+ */
+export async function openWithRetry<T>(open: () => T, retry: OpenRetry): Promise<{ value: T; tries: number }> {
+  for (let tries = 1; ; tries++) {
+    try {
+      return { value: open(), tries };
+    } catch (err) {
+      const code = errnoOf(err);
+      if (tries >= retry.attempts || (code !== 'EACCES' && code !== 'EPERM')) throw err;
+      await retry.sleep(retry.delayMs);
+    }
   }
 }
 
@@ -150,7 +186,8 @@ export interface OnoffOptions {
 /**
  * The onoff-backed GPIO: finds the header chip first (so a machine without GPIO says so plainly),
  * then loads onoff. Edges are not debounced by onoff (its debounce reports late): the time is
- * taken at once in the interrupt callback and debouncing is the button's job.
+ * taken first thing in onoff's edge callback, which runs on the event loop once its epoll thread
+ * has seen the interrupt (a few ms at most on an idle loop), and debouncing is the button's job.
  */
 export async function openOnoffGpio(o: OnoffOptions): Promise<GpioBackend> {
   const chip = await findHeaderChip(o.sysfsDir, o.chipLabel);
@@ -166,7 +203,8 @@ export async function openOnoffGpio(o: OnoffOptions): Promise<GpioBackend> {
     try {
       return make(n);
     } catch (err) {
-      throw new GpioUnavailableError('unusable', `cannot open GPIO${bcm} (sysfs gpio${n}): ${(err as Error).message}`);
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new GpioUnavailableError('unusable', `cannot open GPIO${bcm} (sysfs gpio${n}): ${(err as Error).message}`, typeof code === 'string' ? code : null);
     }
   };
   return {

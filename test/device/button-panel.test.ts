@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startPanel, type MarkResult, type ToggleResult } from '../../src/device/local-marks.js';
+import { startPanel, type MarkResult, type PanelOptions, type ToggleResult } from '../../src/device/local-marks.js';
 import { LED_ACK, LED_PATTERNS, LED_REFUSED, type UnitView } from '../../src/device/led.js';
 import { createLogger } from '../../src/log.js';
 import type { Config } from '../../src/config/schema.js';
@@ -26,7 +26,7 @@ function rig(patch: Partial<Config['gpio']> = {}) {
     toggleRecording: async () => (calls.push(['toggle', timers.now()]), toggleResult),
   };
   const s = settings(patch);
-  const start = () => startPanel({ settings: s, backend: gpio, controls, unitView: () => view, clock: timers, timers, log: createLogger('debug', logs) });
+  const start = (extra: Partial<PanelOptions> = {}) => startPanel({ settings: s, backend: gpio, controls, unitView: () => view, clock: timers, timers, log: createLogger('debug', logs), ...extra });
   return {
     timers, gpio, logs, view, calls, s, start,
     setMark: (r: MarkResult) => (markResult = r),
@@ -149,4 +149,55 @@ test('without GPIO the panel says so in one line and does nothing; pins set to -
   assert.deepEqual(r.gpio.opened.map((o) => o.dir), ['out']);
   assert.equal(panel.view().button, null);
   await panel.stop();
+});
+
+test('a pin refused with EACCES right after export is tried again until udev lets us in; one that never opens is logged once', async () => {
+  const r = rig();
+  const waits: number[] = [];
+  const openRetry = { attempts: 5, delayMs: 300, sleep: async (ms: number) => void waits.push(ms) };
+  r.gpio.failOpen(r.s.buttonPin, 'EACCES', 'EACCES');
+  r.gpio.failOpen(r.s.ledPin, 'EPERM');
+  const panel = await r.start({ openRetry });
+  assert.deepEqual(r.gpio.attempts, [
+    { bcm: r.s.ledPin, failed: 'EPERM' },
+    { bcm: r.s.ledPin, failed: null },
+    { bcm: r.s.buttonPin, failed: 'EACCES' },
+    { bcm: r.s.buttonPin, failed: 'EACCES' },
+    { bcm: r.s.buttonPin, failed: null },
+  ]);
+  assert.deepEqual(waits, [300, 300, 300], 'a wait before each new try');
+  assert.deepEqual(panel.view(), { button: r.s.buttonPin, led: 'ready', off: null });
+  assert.equal(r.logs.find('cannot open').length, 0);
+  assert.deepEqual(r.logs.find('opened after').map((l) => [l.pin, l.tries]), [[r.s.ledPin, 2], [r.s.buttonPin, 3]]);
+  // The button works after its late start.
+  const btn = r.gpio.inputs.get(r.s.buttonPin)!;
+  btn.set(true, 1000);
+  r.timers.advanceTo(1100);
+  btn.set(false, 1100);
+  r.timers.advanceTo(1200);
+  assert.deepEqual(r.calls, [['mark', 1000]]);
+  await panel.stop();
+
+  // Permission that never comes: five tries, one error line, the LED goes on without the button.
+  const r2 = rig();
+  const waits2: number[] = [];
+  r2.gpio.failOpen(r2.s.buttonPin, ...Array(9).fill('EACCES'));
+  const p2 = await r2.start({ openRetry: { ...openRetry, sleep: async (ms: number) => void waits2.push(ms) } });
+  assert.equal(r2.gpio.attempts.filter((a) => a.bcm === r2.s.buttonPin).length, 5);
+  assert.equal(waits2.length, 4);
+  const errs = r2.logs.lines.filter((l) => (l.level as number) >= 50);
+  assert.equal(errs.length, 1, JSON.stringify(errs));
+  assert.match(String(errs[0].msg), new RegExp(`^button off: cannot open GPIO${r2.s.buttonPin} after 5 tries 300 ms apart$`));
+  assert.equal(errs[0].code, 'EACCES');
+  assert.deepEqual(p2.view(), { button: null, led: 'ready', off: null });
+  await p2.stop();
+
+  // Any other failure is not waited on.
+  const r3 = rig();
+  r3.gpio.failOpen(r3.s.ledPin, 'EBUSY');
+  const p3 = await r3.start({ openRetry: { ...openRetry, sleep: async () => assert.fail('no retry for EBUSY') } });
+  assert.deepEqual(r3.gpio.attempts.map((a) => a.failed), ['EBUSY', null]);
+  assert.match(String(r3.logs.find('status LED off')[0].msg), /^status LED off: cannot open GPIO\d+$/);
+  assert.equal(p3.view().led, null);
+  await p3.stop();
 });

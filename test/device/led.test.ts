@@ -1,7 +1,7 @@
 /** The status LED: state priorities, distinct patterns, and the driver's writes on a fake pin and fake timers. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { LED_ACK, LED_PATTERNS, LED_REFUSED, LedDriver, ledStateOf, type LedPattern, type LedState, type UnitView } from '../../src/device/led.js';
+import { LED_ACK, LED_PATTERNS, LED_REFUSED, LedDriver, ledStateOf, type LedPattern, type LedState, type LedStep, type UnitView } from '../../src/device/led.js';
 import { FakeOutput, FakeTimers } from '../fakes/gpio.js';
 
 const READY: UnitView = { ready: true, captureAlive: true, captureError: null, storageError: null, recording: false, uploading: false, clockSynchronised: true };
@@ -28,15 +28,51 @@ test('the state follows error > starting > recording > uploading > clock-unsynce
   assert.equal(ledStateOf({ ...READY, captureAlive: false, captureError: null }), 'starting', 'capture not up yet (no failure) is still starting');
 });
 
-/** One loop of `p` as [level, ms] pairs. */
-const shape = (p: LedPattern) => JSON.stringify(p.steps.map((s) => [s.on, s.ms]));
+/** A pattern's rhythm as the eye sees it: its shortest repeating cycle (same-level steps merged), that cycle's length, and the distinct on and off durations in it. */
+function rhythm(p: LedPattern): { periodMs: number; on: number[]; off: number[] } {
+  const merged: LedStep[] = [];
+  for (const s of p.steps) {
+    const last = merged.at(-1);
+    if (last && last.on === s.on) last.ms += s.ms;
+    else merged.push({ ...s });
+  }
+  const n = merged.length;
+  let k = n;
+  for (let d = 1; d < n; d++) {
+    if (n % d === 0 && merged.every((s, i) => s.on === merged[i % d].on && s.ms === merged[i % d].ms)) {
+      k = d;
+      break;
+    }
+  }
+  const cycle = merged.slice(0, k);
+  const durations = (level: boolean) => [...new Set(cycle.filter((s) => s.on === level).map((s) => s.ms))].sort((x, y) => x - y);
+  return { periodMs: cycle.reduce((t, s) => t + s.ms, 0), on: durations(true), off: durations(false) };
+}
 
-test('the six state patterns and the two flashes all differ', () => {
+test('the rhythm helper sees through repetition: six loops of a pattern have the rhythm of one', () => {
+  const six: LedPattern = { name: 'six', steps: Array.from({ length: 6 }, () => LED_PATTERNS.error.steps).flat() };
+  assert.deepEqual(rhythm(six), rhythm(LED_PATTERNS.error));
+  assert.deepEqual(rhythm(LED_PATTERNS['clock-unsynced']), { periodMs: 2000, on: [150], off: [150, 1550] });
+});
+
+test('the six state patterns and the two flashes each have their own rhythm (on and off durations), not just their own steps', () => {
   const all = [...Object.values(LED_PATTERNS), LED_ACK, LED_REFUSED];
-  assert.equal(new Set(all.map(shape)).size, all.length);
   assert.equal(new Set(all.map((p) => p.name)).size, all.length);
   for (const [state, p] of Object.entries(LED_PATTERNS)) assert.equal(p.name, state);
   for (const p of all) for (const s of p.steps) assert.ok(s.ms > 0, `${p.name}: steps last`);
+  const key = (p: LedPattern) => {
+    const r = rhythm(p);
+    return `on ${r.on.map(String).join('/')} off ${r.off.map(String).join('/')}`;
+  };
+  for (let i = 0; i < all.length; i++) {
+    for (let j = i + 1; j < all.length; j++) {
+      const [a, b] = [all[i], all[j]];
+      assert.notEqual(key(a), key(b), `${a.name} and ${b.name} blink alike (${key(a)}; periods ${rhythm(a).periodMs} / ${rhythm(b).periodMs} ms)`);
+    }
+  }
+  // Refused must not read as the error state it sits over most often, nor as a run of acks.
+  assert.notDeepEqual(rhythm(LED_REFUSED).on, rhythm(LED_PATTERNS.error).on);
+  assert.notDeepEqual(rhythm(LED_REFUSED).on, rhythm(LED_ACK).on);
 });
 
 /** Expected writes of `loops` loops of a pattern started at `t0`, levels changing only. */

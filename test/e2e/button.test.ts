@@ -5,7 +5,8 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { startCoordinator } from '../helpers/coordinator.js';
-import { TEST_VAR } from '../helpers/var-unit.js';
+import { TEST_VAR, withPairedUnit } from '../helpers/var-unit.js';
+import { sendCommand } from '../helpers/controller.js';
 import { startUnit, tempDir, waitFor, type ConfigPatch, type TestUnit } from '../helpers/device.js';
 import { decodeTimecodes, lastTimecodes } from '../helpers/decode-frames.js';
 import { FakeGpio, type FakeInput, type FakeOutput } from '../fakes/gpio.js';
@@ -151,6 +152,55 @@ test('with a paired coordinator recording a session, a button mark tells it noth
     assert.equal(coord.received.filter((r) => ['mark_ack', 'clip_ready'].includes(r.msg?.type)).length, 0);
   }).finally(() => coord.close());
 });
+
+test('with a paired coordinator that is idle, a long press is refused: nothing records and its next status still says isRecording false', async () => {
+  const gpio = new FakeGpio();
+  await withPairedUnit({ patch: { gpio: GPIO, clips: CLIPS }, seams: { gpio } }, async ({ unit, coord, id }) => {
+    const base = `http://127.0.0.1:${unit.app.httpPort}`;
+    await waitFor(() => unit.app.store.size >= 2, 15000, 'capture');
+    await waitFor(async () => (await getJson(`${base}/health`)).coordinator?.state === 'ready', 5000, 'the link to be ready');
+    await press(gpio.inputs.get(17)!, GPIO.longPressMs + 300);
+    const refused = await waitFor(() => unit.logs.find('long press refused')[0], 3000, 'the refusal');
+    assert.match(String(refused.reason), /^a VAR coordinator is connected \(link ready\); a local recording is for standalone use only/);
+    assert.equal((await getJson(`${base}/health`)).gpio.led, 'refused', 'the LED blinks refused');
+    assert.equal(unit.app.device.isRecording(), false);
+    assert.equal(unit.logs.find('local recording started').length, 0);
+    const from = coord.received.length;
+    const status = await waitFor(() => coord.received.slice(from).find((r) => r.deviceId === id && r.msg?.type === 'status'), 5000, 'the next status');
+    assert.equal(status.msg.payload.isRecording, false);
+    assert.equal(status.msg.sessionId ?? null, null);
+    // The camera is still the coordinator's to record with.
+    coord.startRecord(id, 'S2', null);
+    const started = await coord.waitFor((m) => m.type === 'recording_started' || m.type === 'error');
+    assert.equal(started.type, 'recording_started', JSON.stringify(started));
+    coord.stopRecord(id, 'S2');
+    await coord.waitFor((m) => m.type === 'recording_stopped');
+  });
+});
+
+test('after a MultiCam command a long press may not start a local recording, but one already running is still stopped by the button', () =>
+  withButtonUnit({}, async ({ unit, button }) => {
+    const port = unit.app.multicamPort;
+    await waitFor(() => unit.app.store.size >= 2, 15000, 'capture');
+    // Input the server cannot take as a command does not count as a controller.
+    assert.equal((await sendCommand('127.0.0.1', port, 'NOT_A_COMMAND')).kind, 'error');
+    await press(button, GPIO.longPressMs + 300);
+    await waitFor(() => unit.logs.find('local recording started (long press)')[0], 3000, 'the local recording to start');
+    const seen = await sendCommand('127.0.0.1', port, 'DEVICE_STATUS');
+    assert.equal(seen.kind, 'status');
+    assert.equal(seen.body.status, 'recording', 'a controller arriving now sees the local recording');
+    await sleep(500);
+    await press(button, GPIO.longPressMs + 300);
+    await waitFor(() => unit.logs.find('local recording stopped (long press)')[0], 15000, 'the button to stop its own recording');
+    assert.equal(unit.logs.find('long press refused').length, 0);
+    await sleep(500);
+    await press(button, GPIO.longPressMs + 300);
+    const refused = await waitFor(() => unit.logs.find('long press refused')[0], 3000, 'the refusal');
+    assert.match(String(refused.reason), /^a MultiCam controller sent a command \d+ s ago \(within 2 min\); a local recording is for standalone use only/);
+    assert.equal(unit.app.device.isRecording(), false);
+    assert.equal(unit.logs.find('local recording started (long press)').length, 1);
+    assert.equal(unit.app.device.listRecordings().length, 1);
+  }));
 
 test('a press with too little space keeps the mark, refuses the clip with LOW_STORAGE and blinks refused', () =>
   withButtonUnit({ patch: { storage: { minFreeMB: 1 } }, seams: { disk: { usage: async () => ({ freeBytes: 1.05e6, totalBytes: 1e9 }) } } }, async ({ unit, base, button, dir }) => {

@@ -47,7 +47,7 @@ export class FakeTimers implements Timers, Clock {
   }
 }
 
-/** An input pin the test drives; edges carry the time the test gives (the "interrupt time"). */
+/** An input pin the test drives; edges carry the time the test gives (the "edge callback time"). */
 export class FakeInput implements DigitalInput {
   level = false;
   closed = false;
@@ -95,18 +95,32 @@ export class FakeGpio implements GpioBackend {
   readonly inputs = new Map<number, FakeInput>();
   readonly outputs = new Map<number, FakeOutput>();
   readonly opened: Array<{ bcm: number; dir: 'in' | 'out'; activeLow: boolean }> = [];
+  /** Every open asked for, failed ones included, in order. */
+  readonly attempts: Array<{ bcm: number; failed: string | null }> = [];
+  private readonly failures = new Map<number, string[]>();
 
   constructor(private readonly clock: Clock = { now: () => performance.timeOrigin + performance.now() }) {}
   describe(): string {
     return 'fake GPIO';
   }
+  /** The next opens of `bcm` fail, one per code, like onoff's constructor (an Error with that errno code). */
+  failOpen(bcm: number, ...codes: string[]): void {
+    this.failures.set(bcm, [...(this.failures.get(bcm) ?? []), ...codes]);
+  }
+  private attempt(bcm: number): void {
+    const code = this.failures.get(bcm)?.shift() ?? null;
+    this.attempts.push({ bcm, failed: code });
+    if (code) throw Object.assign(new Error(`${code}: permission denied, open '/sys/class/gpio/gpio${bcm}/direction'`), { code });
+  }
   input(bcm: number, opts: { activeLow: boolean }): FakeInput {
+    this.attempt(bcm);
     this.opened.push({ bcm, dir: 'in', activeLow: opts.activeLow });
     const p = new FakeInput(this.clock);
     this.inputs.set(bcm, p);
     return p;
   }
   output(bcm: number, opts: { activeLow: boolean }): FakeOutput {
+    this.attempt(bcm);
     this.opened.push({ bcm, dir: 'out', activeLow: opts.activeLow });
     const p = new FakeOutput(this.clock);
     this.outputs.set(bcm, p);

@@ -4,19 +4,21 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadOnoff, openOnoffGpio, GpioUnavailableError, type OnoffGpio, type OnoffModule } from '../../src/hw/gpio.js';
+import { loadOnoff, openOnoffGpio, openWithRetry, GpioUnavailableError, type OnoffGpio, type OnoffModule } from '../../src/hw/gpio.js';
 import { silentLogger } from '../../src/log.js';
 import { pi5Chips, writeSysfsTree } from '../fakes/gpio.js';
 
 type Call = { n: number; direction: string; edge?: string; options?: { activeLow?: boolean } };
 
 /** A stand-in for onoff's Gpio that records what the adapter asks of it. */
-function fakeOnoff(accessible = true) {
+function fakeOnoff(accessible = true, failures: string[] = []) {
   const made: Array<Call & { writes: number[]; unexported: boolean; watcher: ((err: Error | null, v: 0 | 1) => void) | null; value: 0 | 1 }> = [];
   class Gpio implements OnoffGpio {
     static accessible = accessible;
     private readonly rec: (typeof made)[number];
     constructor(n: number, direction: 'in' | 'out', edge?: 'none' | 'both', options?: { activeLow?: boolean }) {
+      const code = failures.shift();
+      if (code) throw Object.assign(new Error(`${code}: permission denied, open '/sys/class/gpio/gpio${n}/direction'`), { code, errno: -13 });
       this.rec = { n, direction, edge, options, writes: [], unexported: false, watcher: null, value: 0 };
       made.push(this.rec);
     }
@@ -49,7 +51,7 @@ async function withPi5(fn: (dir: string) => Promise<void>): Promise<void> {
   }
 }
 
-test('pins are opened as base + BCM; an edge carries the clock read in the interrupt callback, not a later one', () =>
+test('pins are opened as base + BCM; an edge carries the clock read first thing in the edge callback, not a later one', () =>
   withPi5(async (dir) => {
     const { mod, made } = fakeOnoff();
     let now = 5000;
@@ -107,3 +109,19 @@ test('the installed onoff loads through the dynamic import', async () => {
   assert.equal(typeof mod.Gpio, 'function');
   assert.equal(typeof mod.Gpio.accessible, 'boolean');
 });
+
+test('a pin onoff cannot open for lack of permission keeps its errno code, so the panel can wait for udev and try again', () =>
+  withPi5(async (dir) => {
+    const { mod, made } = fakeOnoff(true, ['EACCES', 'EACCES']);
+    const gpio = await openOnoffGpio({ sysfsDir: dir, chipLabel: null, clock: { now: () => 0 }, log: silentLogger(), load: async () => mod });
+    assert.throws(
+      () => gpio.output(27, { activeLow: false }),
+      (err: GpioUnavailableError) => err.code === 'EACCES' && /^cannot open GPIO27 \(sysfs gpio598\): EACCES: permission denied/.test(err.message),
+    );
+    const waits: number[] = [];
+    const { value: led, tries } = await openWithRetry(() => gpio.output(27, { activeLow: false }), { attempts: 5, delayMs: 300, sleep: async (ms) => void waits.push(ms) });
+    assert.equal(tries, 2, 'the second EACCES, then success');
+    assert.deepEqual(waits, [300]);
+    assert.equal(made.length, 1);
+    led.close();
+  }));

@@ -40,6 +40,7 @@ export class MultiCamServer {
   private readonly transfers = new Set<Promise<void>>();
   private closing: Promise<void> | null = null;
   private stopping = false;
+  private lastCommandMs: number | null = null;
   private readonly log: Logger;
 
   constructor(private readonly opts: MultiCamServerOptions) {
@@ -67,6 +68,11 @@ export class MultiCamServer {
   address(): { host: string; port: number } | null {
     const a = this.server?.address();
     return a && typeof a === 'object' ? { host: a.address, port: a.port } : null;
+  }
+
+  /** When the last well-formed command arrived (epoch ms; polls count, unparsable input does not), null = none yet. */
+  lastCommandAtMs(): number | null {
+    return this.lastCommandMs;
   }
 
   /** Connections currently open (refused ones included). */
@@ -147,6 +153,7 @@ export class MultiCamServer {
     if (frame.kind !== 'message') return this.fail(conn, frame.message);
     const parsed = parseCommand(frame.value);
     if (!parsed.ok) return this.fail(conn, parsed.message);
+    this.lastCommandMs = this.opts.clock.now();
     clearTimeout(conn.timer);
     conn.phase = 'handling';
     this.run(conn, parsed.command).catch((err: unknown) => {
