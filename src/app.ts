@@ -31,8 +31,9 @@ import { SystemFactsPoller, SiSystemFacts, factWarnings, type SystemFactsReader 
 import { APP_VERSION } from './version.js';
 import { SystemCameraDiscovery, type CameraDiscovery } from './hw/cameras.js';
 import { FfmpegEncoderProber, type EncoderProber } from './hw/encoder-probe.js';
-import { listsOf, resolveCapture } from './hw/camera-choice.js';
-import { LocalControls, startPanel, type Panel } from './device/local-marks.js';
+import { listsOf, NoCameraError, resolveCapture } from './hw/camera-choice.js';
+import type { CameraFinder } from './capture/pipeline.js';
+import { LocalControls, startPanel, varLinkUp, type Panel } from './device/local-marks.js';
 import type { GpioBackend } from './hw/gpio.js';
 
 /** Hardware and OS seams; tests pass fakes only where the hardware does not exist. */
@@ -85,18 +86,27 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
     const deviceId = await resolveDeviceId(config.deviceId, dataDir);
     log.info({ deviceId, dataDir, camera: config.camera.source }, 'arenacam starting');
     // camera.source and encoder.codec "auto" are decided once, here; every part below sees the result.
-    const resolved = await resolveCapture(config, {
-      lists: listsOf(seams.cameras ?? new SystemCameraDiscovery({ v4l2ctlPath: config.camera.v4l2ctlPath, rpicamHelloPath: config.camera.rpicamHelloPath })),
-      prober: seams.encoderProber ?? new FfmpegEncoderProber({ ffmpegPath: config.capture.ffmpegPath, timeoutMs: config.encoder.probeTimeoutMs, bitrateKbps: config.encoder.bitrateKbps }),
-      log: log.child({ part: 'camera' }),
-    });
-    config = { ...config, camera: resolved.camera, encoder: resolved.encoder };
+    // No camera at all is not fatal: the unit comes up, reports it as the capture error and capture
+    // looks again with its restart backoff. Other resolution errors are config errors and stop start-up.
+    const discovery = seams.cameras ?? new SystemCameraDiscovery({ v4l2ctlPath: config.camera.v4l2ctlPath, rpicamHelloPath: config.camera.rpicamHelloPath });
+    const prober = seams.encoderProber ?? new FfmpegEncoderProber({ ffmpegPath: config.capture.ffmpegPath, timeoutMs: config.encoder.probeTimeoutMs, bitrateKbps: config.encoder.bitrateKbps });
+    const wanted = config;
+    const resolveNow = () => resolveCapture(wanted, { lists: listsOf(discovery), prober, log: log.child({ part: 'camera' }) });
+    let findCamera: CameraFinder | undefined;
+    try {
+      const resolved = await resolveNow();
+      config = { ...config, camera: resolved.camera, encoder: resolved.encoder };
+    } catch (err) {
+      if (!(err instanceof NoCameraError)) throw err;
+      log.error({ err: err.message }, 'no camera found; the unit starts without capture and keeps looking for one');
+      findCamera = { error: err.message, find: async () => resolveNow() };
+    }
 
     const reader =
       seams.clockReader ??
       (config.clock.source === 'system'
         ? new SystemClockStatus(() => clock.now())
-        : new ChronyClockStatus({ chronycPath: config.clock.chronycPath, socket: config.clock.chronySocket, maxOffsetMs: config.clock.maxOffsetMs }));
+        : new ChronyClockStatus({ chronycPath: config.clock.chronycPath, socket: config.clock.chronySocket, maxOffsetMs: config.clock.maxOffsetMs, timeMaster: config.clock.timeMaster }));
     if (config.clock.source === 'system') log.warn('clock.source=system: the OS clock is trusted as synchronised; use chrony on a real unit');
     const step = () => seams.signal?.throwIfAborted();
     const clockMonitor = new ClockMonitor({ reader, pollMs: config.clock.pollMs, log: log.child({ part: 'clock' }) });
@@ -108,7 +118,7 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
     const store = new SegmentStore(join(dataDir, 'segments'), { ffprobePath: config.capture.ffprobePath, log: log.child({ part: 'store' }) });
     let recording = () => false;
     let clipsIdle = (): boolean => true;
-    const capture = new CapturePipeline({ config, store, clock, log: log.child({ part: 'capture' }), mayRotate: (): boolean => !recording() && clipsIdle() });
+    const capture = new CapturePipeline({ config, store, clock, log: log.child({ part: 'capture' }), mayRotate: (): boolean => !recording() && clipsIdle(), findCamera });
     await capture.reapStale();
     await store.load();
     const catalog = new RecordingsCatalog(join(dataDir, 'recordings'), log.child({ part: 'catalog' }));
@@ -257,7 +267,7 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
           coordinator: varNode && varClient ? { ...varClient.view(), ...varNode.view() } : null,
           clips: clips.usage(),
           gpio: panel?.view() ?? null,
-          system: { ...facts.current(), warnings: factWarnings(facts.current()) },
+          system: { ...facts.current(), warnings: factWarnings(facts.current()), sinceBoot: factWarnings(facts.current(), 'past') },
         };
       },
     });
@@ -270,6 +280,9 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
     const controls = new LocalControls({
       device: dev,
       varSession: () => varDevice.current(),
+      // A local recording is for standalone use: refused while a coordinator or controller is in charge.
+      varLink: () => (varClient && varNode ? varLinkUp(varClient.view(), varNode.view()) : null),
+      controllerLastCommandMs: () => multicam.lastCommandAtMs(),
       clips,
       book,
       storage,

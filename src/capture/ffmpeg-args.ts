@@ -28,6 +28,15 @@ const V4L2_INPUT_FORMAT: Record<string, string> = { h264: 'h264', mjpeg: 'mjpeg'
  */
 export const rpicamStride = (width: number): number => Math.ceil(width / 64) * 64;
 
+/** An even number, rounded down (at least 2): YUV420 frames have even sizes, odd ones are adjusted by libcamera. */
+export const evenDown = (n: number): number => Math.max(2, n - (n % 2));
+
+/**
+ * The size rpicam-vid is asked for and ffmpeg reads: even width and height. Camera choice rounds
+ * and logs it already; this keeps both command lines agreeing whatever they are given.
+ */
+export const rpicamSize = (camera: Config['camera']): { width: number; height: number } => ({ width: evenDown(camera.width), height: evenDown(camera.height) });
+
 /** The input arguments of a camera source. */
 export function inputArgs(camera: Config['camera']): string[] {
   switch (camera.source) {
@@ -47,17 +56,19 @@ export function inputArgs(camera: Config['camera']): string[] {
     case 'ffmpeg':
       if (camera.input.length === 0) throw new Error('camera.input must hold ffmpeg input arguments when camera.source is "ffmpeg"');
       return [...camera.input];
-    case 'rpicam':
+    case 'rpicam': {
+      const { width, height } = rpicamSize(camera);
       // Raw frames from rpicam-vid on stdin, read in ffmpeg's main loop (no input thread, see
       // v4l2) with no probing and no buffering while ffmpeg starts (frames read while probing are
       // dropped, not stamped late), so each frame is stamped as its last byte arrives.
       // rpicam-vid's YUV420 is full range (JPEG colour space).
       return [
         '-f', 'rawvideo', '-pix_fmt', 'yuv420p', '-color_range', 'pc',
-        '-video_size', `${rpicamStride(camera.width)}x${camera.height}`, '-framerate', String(camera.fps),
+        '-video_size', `${rpicamStride(width)}x${height}`, '-framerate', String(camera.fps),
         '-probesize', '32', '-analyzeduration', '0', '-fflags', 'nobuffer',
         '-i', 'pipe:0',
       ];
+    }
     case 'auto':
       throw new Error('camera.source "auto" must be resolved to a camera before capture starts');
     default:
@@ -67,9 +78,10 @@ export function inputArgs(camera: Config['camera']): string[] {
 
 /** rpicam-vid arguments: endless raw YUV420 on stdout, flushed per frame, no preview window. */
 export function rpicamArgs(camera: Config['camera']): string[] {
+  const { width, height } = rpicamSize(camera);
   return [
     '-t', '0', '-n', '--camera', String(camera.rpicamCamera), '--codec', 'yuv420',
-    '--width', String(camera.width), '--height', String(camera.height), '--framerate', String(camera.fps),
+    '--width', String(width), '--height', String(height), '--framerate', String(camera.fps),
     '--flush', '-o', '-',
   ];
 }
@@ -111,7 +123,8 @@ export function buildCaptureArgs(spec: CaptureRunSpec): string[] {
   const stamp = `settb=1/1000000,setpts=RTCTIME-${runBase}000000${latencyUs ? `-${latencyUs}` : ''}`;
   // Stream copy cannot filter: stamp packets with the wall clock as they are read instead.
   const copy = encoder.codec === 'copy';
-  const crop = camera.source === 'rpicam' && rpicamStride(camera.width) !== camera.width ? `,crop=${camera.width}:${camera.height}:0:0` : '';
+  const rp = rpicamSize(camera);
+  const crop = camera.source === 'rpicam' && rpicamStride(rp.width) !== rp.width ? `,crop=${rp.width}:${rp.height}:0:0` : '';
   const scale = spec.scaleTo ? `,scale=${spec.scaleTo.width}:${spec.scaleTo.height}` : '';
   const filter = copy ? [] : ['-vf', stamp + crop + scale];
   const offset = latencyUs ? (runBase + latencyUs / 1e6).toFixed(6) : String(runBase);
@@ -163,13 +176,44 @@ export function buildCaptureCommand(spec: CaptureRunSpec, tools: { ffmpegPath: s
  * Why a run ended, in one line. With rpicam-vid piped in, ffmpeg usually exits normally on EOF,
  * so rpicam-vid's last error (its lines carry RPICAM_PREFIX) says what happened.
  */
-export function exitMessage(tail: string[], r: { code: number | null; signal: NodeJS.Signals | null }): string {
+export function exitMessage(tail: string[], r: { code: number | null; signal: NodeJS.Signals | null }, asked?: { width: number; height: number }): string {
   const how = r.signal ? `signal ${r.signal}` : `code ${r.code}`;
   const rpicam = tail.filter((l) => l.startsWith(RPICAM_PREFIX)).map((l) => l.slice(RPICAM_PREFIX.length));
   const ffmpeg = tail.filter((l) => !l.startsWith(RPICAM_PREFIX));
   if (rpicam.length) {
     const err = rpicam.filter((l) => /error|fail|unable|cannot|no camera/i.test(l)).at(-1) ?? rpicam.at(-1);
-    return `rpicam-vid stopped: ${err}; ffmpeg exited (${how})${ffmpeg.length ? `: ${ffmpeg.at(-1)}` : ''}`;
+    return `rpicam-vid stopped: ${err}; ffmpeg exited (${how})${ffmpeg.length ? `: ${ffmpeg.at(-1)}` : ''}${adjustedNote(rpicam, asked)}`;
   }
   return `ffmpeg exited (${how}): ${ffmpeg.at(-1) ?? 'no output'}`;
+}
+
+/**
+ * libcamera's line naming the streams it configured, as rpicam-vid passes it on:
+ * `... INFO Camera camera.cpp:1183 configuring streams: (0) 2304x1296-YUV420 (1) 2304x1296-SBGGR10_CSI2P`.
+ * Stream (0) is the one rpicam-vid writes out.
+ */
+export function rpicamConfiguredStream(line: string): { width: number; height: number; format: string } | null {
+  const m = /configuring streams: \(0\) (\d+)x(\d+)-(\S+)/.exec(line);
+  return m ? { width: Number(m[1]), height: Number(m[2]), format: m[3] } : null;
+}
+
+/** When libcamera configured another output size than asked: the capture error, in one sentence; else null. */
+export function rpicamStreamMismatch(line: string, camera: Config['camera']): string | null {
+  const got = rpicamConfiguredStream(line);
+  const want = rpicamSize(camera);
+  if (!got || (got.width === want.width && got.height === want.height)) return null;
+  return `rpicam-vid: libcamera adjusted the stream configuration to ${got.width}x${got.height} (${got.format}) instead of ${want.width}x${want.height}; the frames would be misread, so capture stops. Set camera.width/height to a size this camera gives (rpicam-hello --list-cameras lists its modes)`;
+}
+
+/**
+ * rpicam-vid prints "Stream configuration adjusted" whenever libcamera changed anything it asked
+ * for, which is common and often harmless (a Bayer order, a raw stream size); in a failure it is
+ * named with what libcamera configured, so the reader can tell whether the size was the problem.
+ */
+function adjustedNote(rpicam: string[], asked?: { width: number; height: number }): string {
+  if (!rpicam.some((l) => /stream configuration adjusted/i.test(l))) return '';
+  const got = rpicam.map(rpicamConfiguredStream).find((x) => x !== null);
+  const size = got ? `: libcamera configured ${got.width}x${got.height}-${got.format}` : '';
+  const vs = got && asked ? (got.width === asked.width && got.height === asked.height ? ' as asked' : `, not the ${asked.width}x${asked.height} asked for`) : '';
+  return ` (rpicam-vid said "Stream configuration adjusted"${size}${vs})`;
 }

@@ -1,13 +1,15 @@
 /** The capture pipeline: one supervised ffmpeg per camera writing stamped segments into the store. */
-import { mkdir, readFile, writeFile, unlink } from 'node:fs/promises';
+import { mkdir, writeFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../log.js';
 import type { Config } from '../config/schema.js';
 import type { Clock } from '../util/clock.js';
-import { spawnGroup, processMatches, findSetpriv, type GroupChild } from '../util/child.js';
-import { buildCaptureCommand, exitMessage, runFiles, RPICAM_PREFIX, type CaptureCommand } from './ffmpeg-args.js';
+import { spawnGroup, findSetpriv, type GroupChild } from '../util/child.js';
+import { buildCaptureCommand, exitMessage, rpicamSize, rpicamStreamMismatch, runFiles, RPICAM_PREFIX, type CaptureCommand } from './ffmpeg-args.js';
 import { tailCsv } from './csv-tail.js';
+import { longSegmentWarning, StallWatch } from './stall-watch.js';
+import { groupGone, reapStaleCapture, sleep } from './capture-process.js';
 import { parseSegmentLine, type SegmentStore } from './segment-store.js';
 
 /** Health of the capture pipeline. */
@@ -39,6 +41,20 @@ export interface CaptureOptions {
   setprivPath?: string | null;
   /** Age of a run after which it is rotated (default 24 h; tests shorten it). */
   rotateAfterMs?: number;
+  /**
+   * Set when the camera is not known yet (camera.source auto found none at start-up): capture
+   * reports `error` and calls `find` before each run, with the restart backoff, until it
+   * resolves; its camera and encoder then replace config.camera/config.encoder.
+   */
+  findCamera?: CameraFinder;
+}
+
+/** How a pipeline started without a camera looks for one. */
+export interface CameraFinder {
+  /** Why there is no camera now (the capture error until one is found). */
+  error: string;
+  /** Look again: the camera and encoder to run with, or a rejection saying why there is none. */
+  find(): Promise<{ camera: Config['camera']; encoder: Config['encoder'] }>;
 }
 
 /**
@@ -46,6 +62,9 @@ export interface CaptureOptions {
  * is started before that, at a moment when no recording is running.
  */
 const ROTATE_AFTER_MS = 24 * 3600 * 1000;
+
+/** Time a run may take to write its first segment file, on top of the stall limit (opening and probing the camera). */
+const STARTUP_GRACE_MS = 10000;
 
 /**
  * Runs ffmpeg from start() to stop(), restarting it with exponential backoff when it dies or
@@ -57,7 +76,7 @@ export class CapturePipeline extends EventEmitter {
   private health: CaptureHealth = { alive: false, error: null, restarts: 0, lastSegmentAtMs: null };
   private backoffMs: number;
   private restartTimer: NodeJS.Timeout | null = null;
-  private stallTimer: NodeJS.Timeout | null = null;
+  private stall: StallWatch | null = null;
   private tail: { stop(): void } | null = null;
   private runStartedAt = 0;
   private rotating = false;
@@ -65,6 +84,14 @@ export class CapturePipeline extends EventEmitter {
   private readonly setpriv: string | null;
   private profile: CaptureProfile;
   private runBase = 0;
+  /** Camera and encoder of the runs (config's, or what findCamera found). */
+  private camera: Config['camera'];
+  private encoder: Config['encoder'];
+  private finder: CameraFinder | null;
+  private finding: Promise<void> | null = null;
+  private longSegmentsWarned = false;
+  /** Why the current run is being stopped by the pipeline itself (reported instead of ffmpeg's exit). */
+  private runError: string | null = null;
 
   constructor(private readonly o: CaptureOptions) {
     super();
@@ -72,6 +99,10 @@ export class CapturePipeline extends EventEmitter {
     this.pidFile = join(o.config.dataDir, 'capture.pid');
     this.setpriv = o.setprivPath === undefined ? findSetpriv() : o.setprivPath;
     const { camera, encoder } = o.config;
+    this.camera = camera;
+    this.encoder = encoder;
+    this.finder = o.findCamera ?? null;
+    if (this.finder) this.health.error = this.finder.error;
     this.profile = { width: camera.width, height: camera.height, fps: camera.fps, bitrateKbps: encoder.bitrateKbps };
     if (!this.setpriv) o.log.warn('util-linux setpriv not found: ffmpeg may outlive a crashed daemon (it is reaped at the next start)');
   }
@@ -99,13 +130,13 @@ export class CapturePipeline extends EventEmitter {
     const { config, log } = this.o;
     const unchangeable: string[] = [];
     const next = { ...p };
-    if (config.encoder.codec === 'copy') {
+    if (this.encoder.codec === 'copy') {
       if (p.width !== this.profile.width || p.height !== this.profile.height || p.fps !== this.profile.fps || p.bitrateKbps !== this.profile.bitrateKbps) {
         unchangeable.push('resolution', 'fps', 'bitrate');
       }
       return { restarted: false, unchangeable };
     }
-    if (config.camera.source === 'ffmpeg' && p.fps !== this.profile.fps) {
+    if (this.camera.source === 'ffmpeg' && p.fps !== this.profile.fps) {
       unchangeable.push('fps');
       next.fps = this.profile.fps;
     }
@@ -122,37 +153,53 @@ export class CapturePipeline extends EventEmitter {
 
   /** Kill an ffmpeg left behind by a previous daemon that died without stopping it. */
   async reapStale(): Promise<void> {
-    const text = await readFile(this.pidFile, 'utf8').catch(() => '');
-    const pid = Number(text.trim());
-    if (pid > 1 && (await processMatches(pid, this.o.store.dir))) {
-      this.o.log.warn({ pid }, 'stopping an ffmpeg left running by a previous daemon');
-      try {
-        process.kill(-pid, 'SIGINT');
-      } catch {
-        /* gone */
-      }
-      for (let i = 0; i < 50 && (await processMatches(pid, this.o.store.dir)); i++) await sleep(100);
-      if (await processMatches(pid, this.o.store.dir)) {
-        try {
-          process.kill(-pid, 'SIGKILL');
-        } catch {
-          /* gone */
-        }
-        await sleep(200);
-      }
-    }
-    await unlink(this.pidFile).catch(() => undefined);
+    await reapStaleCapture(this.pidFile, this.o.store.dir, this.o.log);
   }
 
   /** Start capturing (returns once ffmpeg is spawned; segments follow). */
   async start(): Promise<void> {
     this.stopping = false;
     await mkdir(this.o.store.dir, { recursive: true });
-    this.launch();
+    // Without a camera the first look was just made at start-up: look again after the first backoff.
+    if (this.finder) this.retryLater();
+    else this.launch();
+  }
+
+  /** Launch again after the current backoff, doubling it (up to restartMaxMs) for the next time. */
+  private retryLater(): void {
+    if (this.stopping) return;
+    this.restartTimer = setTimeout(() => this.launch(), this.backoffMs);
+    this.backoffMs = Math.min(this.backoffMs * 2, this.o.config.capture.restartMaxMs);
+  }
+
+  /** Ask findCamera again; launch with what it finds, or report why not and retry later. */
+  private lookForCamera(finder: CameraFinder): void {
+    const { log } = this.o;
+    this.finding = finder
+      .find()
+      .then(
+        ({ camera, encoder }) => {
+          if (this.stopping) return;
+          this.finder = null;
+          this.camera = camera;
+          this.encoder = encoder;
+          this.profile = { width: camera.width, height: camera.height, fps: camera.fps, bitrateKbps: encoder.bitrateKbps };
+          log.info({ source: camera.source, size: `${camera.width}x${camera.height}`, fps: camera.fps, codec: encoder.codec }, 'camera found; starting capture');
+          this.launch();
+        },
+        (err: Error) => {
+          if (this.stopping) return;
+          this.setHealth(false, err.message);
+          log.warn({ err: err.message, retryInMs: this.backoffMs }, 'still no camera');
+          this.retryLater();
+        },
+      )
+      .finally(() => (this.finding = null));
   }
 
   private launch(): void {
     if (this.stopping) return;
+    if (this.finder) return this.lookForCamera(this.finder);
     const { config, log } = this.o;
     // A fresh base per run, never reused, so segment names never collide across runs.
     let runBase = Math.floor(this.o.clock.now() / 1000);
@@ -161,12 +208,13 @@ export class CapturePipeline extends EventEmitter {
     if (runBase <= this.runBase) runBase = this.runBase + 1;
     this.runBase = runBase;
     const { width, height, fps, bitrateKbps } = this.profile;
-    const scaled = config.camera.source === 'ffmpeg' && (width !== config.camera.width || height !== config.camera.height);
+    const scaled = this.camera.source === 'ffmpeg' && (width !== this.camera.width || height !== this.camera.height);
     let command: CaptureCommand;
+    const camera = { ...this.camera, width, height, fps };
     try {
       const spec = {
-        camera: { ...config.camera, width, height, fps },
-        encoder: { ...config.encoder, bitrateKbps },
+        camera,
+        encoder: { ...this.encoder, bitrateKbps },
         scaleTo: scaled ? { width, height } : undefined,
         segmentSec: config.segments.durationSec,
         runBase,
@@ -179,8 +227,19 @@ export class CapturePipeline extends EventEmitter {
       return;
     }
     log.info({ runBase, cmd: command.display }, 'starting ffmpeg');
-    const child = spawnGroup(command.cmd, command.args, {
-      onStderrLine: (l) => (l.startsWith(RPICAM_PREFIX) ? log.debug({ rpicam: l.slice(RPICAM_PREFIX.length) }, 'rpicam-vid says') : log.debug({ ffmpeg: l }, 'ffmpeg says')),
+    this.runError = null;
+    const onRpicamLine = (line: string) => {
+      log.debug({ rpicam: line }, 'rpicam-vid says');
+      // libcamera may configure another size than asked: the raw frames would then be misread.
+      const mismatch = camera.source === 'rpicam' ? rpicamStreamMismatch(line, camera) : null;
+      if (mismatch && this.child === child && !this.runError) {
+        log.error({ rpicam: line }, mismatch);
+        this.runError = mismatch;
+        void child.stop(config.capture.stopGraceMs);
+      }
+    };
+    const child: GroupChild = spawnGroup(command.cmd, command.args, {
+      onStderrLine: (l) => (l.startsWith(RPICAM_PREFIX) ? onRpicamLine(l.slice(RPICAM_PREFIX.length)) : log.debug({ ffmpeg: l }, 'ffmpeg says')),
       // If the daemon dies hard, the kernel tells ffmpeg to close its segment and exit.
       setprivPath: this.setpriv,
     });
@@ -188,7 +247,21 @@ export class CapturePipeline extends EventEmitter {
     this.runStartedAt = this.o.clock.now();
     void writeFile(this.pidFile, `${child.pid}\n`).catch(() => undefined);
     this.tail = tailCsv(runFiles(this.o.store.dir, runBase).csv, (line) => this.onListLine(line, runBase));
-    this.armStallTimer();
+    const limit = Math.max(5000, config.segments.durationSec * 5000);
+    this.stall?.stop();
+    this.stall = new StallWatch({
+      dir: this.o.store.dir,
+      runBase,
+      limitMs: limit,
+      startupGraceMs: STARTUP_GRACE_MS,
+      onStall: (seconds) => {
+        if (this.stopping || this.child !== child) return;
+        log.error({ seconds }, 'no video from ffmpeg (no segment listed, the open segment did not grow); restarting it');
+        this.runError = `capture stalled: no video for ${seconds} s`;
+        this.setHealth(false, this.runError);
+        void child.stop(config.capture.stopGraceMs);
+      },
+    });
     void child.exited.then((r) => this.onExit(child, r));
   }
 
@@ -213,7 +286,8 @@ export class CapturePipeline extends EventEmitter {
       this.setHealth(true, null);
     }
     if (this.o.clock.now() - this.runStartedAt > 30000) this.backoffMs = this.o.config.capture.restartMinMs;
-    this.armStallTimer();
+    if (seg.runBase === this.runBase) this.stall?.listed(seg.seq);
+    this.warnLongSegments(seg);
     if (this.o.clock.now() - this.runStartedAt > (this.o.rotateAfterMs ?? ROTATE_AFTER_MS) && this.o.mayRotate?.() && this.child && !this.rotating) {
       this.o.log.info('starting a new capture run (timestamps of a run must stay below 26 h)');
       this.rotating = true;
@@ -221,23 +295,20 @@ export class CapturePipeline extends EventEmitter {
     }
   }
 
-  private armStallTimer(): void {
-    if (this.stallTimer) clearTimeout(this.stallTimer);
-    const limit = Math.max(5000, this.o.config.segments.durationSec * 5000);
-    this.stallTimer = setTimeout(() => {
-      if (this.stopping || !this.child) return;
-      this.o.log.error({ seconds: limit / 1000 }, 'ffmpeg produced no segment in time; restarting it');
-      this.setHealth(false, `capture stalled: no video for ${limit / 1000} s`);
-      void this.child.stop(this.o.config.capture.stopGraceMs);
-    }, limit);
-    this.stallTimer.unref();
+  /** Segments far longer than asked: the camera's keyframes are that far apart. Said once per pipeline. */
+  private warnLongSegments(seg: NonNullable<ReturnType<typeof parseSegmentLine>>): void {
+    if (this.longSegmentsWarned) return;
+    const w = longSegmentWarning((seg.endMs - seg.startMs) / 1000, this.o.config.segments.durationSec, this.encoder.codec);
+    if (!w) return;
+    this.longSegmentsWarned = true;
+    this.o.log.warn({ segment: seg.name, keyframeIntervalSec: w.intervalSec, wantedSec: this.o.config.segments.durationSec }, w.message);
   }
 
   private async onExit(child: GroupChild, r: { code: number | null; signal: NodeJS.Signals | null }): Promise<void> {
     if (this.child !== child) return;
     this.tail?.stop();
     this.tail = null;
-    if (this.stallTimer) clearTimeout(this.stallTimer);
+    this.stall?.stop();
     // rpicam-vid (same group) must have let go of the camera before the next run opens it.
     await groupGone(child.pid, this.o.config.capture.stopGraceMs);
     this.child = null;
@@ -248,12 +319,11 @@ export class CapturePipeline extends EventEmitter {
       return;
     }
     const tail = child.stderrTail();
-    const message = exitMessage(tail, r);
+    const message = this.runError ?? exitMessage(tail, r, this.camera.source === 'rpicam' ? rpicamSize({ ...this.camera, ...this.profile }) : undefined);
     this.health.restarts++;
     this.o.log.error({ code: r.code, signal: r.signal, stderr: tail, retryInMs: this.backoffMs }, 'capture failed; restarting');
     this.setHealth(false, message);
-    this.restartTimer = setTimeout(() => this.launch(), this.backoffMs);
-    this.backoffMs = Math.min(this.backoffMs * 2, this.o.config.capture.restartMaxMs);
+    this.retryLater();
   }
 
   private setHealth(alive: boolean, error: string | null): void {
@@ -267,7 +337,9 @@ export class CapturePipeline extends EventEmitter {
   async stop(): Promise<void> {
     this.stopping = true;
     if (this.restartTimer) clearTimeout(this.restartTimer);
-    if (this.stallTimer) clearTimeout(this.stallTimer);
+    this.stall?.stop();
+    // A camera lookup under way (v4l2-ctl, a trial encode) is let finish, never left running.
+    await this.finding;
     const child = this.child;
     if (child) {
       await child.stop(this.o.config.capture.stopGraceMs);
@@ -281,28 +353,4 @@ export class CapturePipeline extends EventEmitter {
     await unlink(this.pidFile).catch(() => undefined);
     this.setHealth(false, null);
   }
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Wait until no process of group `pgid` is left; SIGKILL the group after `graceMs`. */
-async function groupGone(pgid: number, graceMs: number): Promise<void> {
-  const alive = () => {
-    try {
-      process.kill(-pgid, 0);
-      return true;
-    } catch {
-      return false;
-    }
-  };
-  if (pgid <= 1) return;
-  const end = Date.now() + graceMs;
-  while (alive() && Date.now() < end) await sleep(20);
-  if (!alive()) return;
-  try {
-    process.kill(-pgid, 'SIGKILL');
-  } catch {
-    /* gone */
-  }
-  for (let i = 0; i < 50 && alive(); i++) await sleep(20);
 }

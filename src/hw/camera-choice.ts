@@ -21,6 +21,22 @@ export interface CameraLists {
   csi(): Promise<Found<CsiCamera>>;
 }
 
+/** camera.source auto found no camera at all (the unit runs on and looks again; see CaptureOptions.findCamera). */
+export class NoCameraError extends Error {
+  override name = 'NoCameraError';
+}
+
+/**
+ * rpicam-vid's YUV420 needs an even width and height (libcamera would adjust odd ones and the
+ * raw frames would be misread): round down, and say so.
+ */
+export function evenRpicamSize(camera: Camera): { camera: Camera; adjustment: string | null } {
+  const width = Math.max(2, camera.width - (camera.width % 2));
+  const height = Math.max(2, camera.height - (camera.height % 2));
+  if (width === camera.width && height === camera.height) return { camera, adjustment: null };
+  return { camera: { ...camera, width, height }, adjustment: `rpicam-vid needs an even width and height: using ${width}x${height} instead of ${camera.width}x${camera.height}` };
+}
+
 /** V4L2 four-character codes per camera.format, in order of preference for `auto`. */
 const FOURCCS: Record<string, string[]> = { h264: ['H264'], mjpeg: ['MJPG', 'JPEG'], yuyv: ['YUYV'] };
 const AUTO_ORDER = ['h264', 'mjpeg', 'yuyv'];
@@ -74,12 +90,14 @@ export function chooseCsiMode(cam: CsiCamera, camera: Camera): ResolvedCamera {
     fps = Math.max(1, Math.floor(max));
     adjustments.push(`${cam.model} has no mode for ${camera.width}x${camera.height} at ${camera.fps} fps; using ${fps} fps`);
   }
-  if (camera.width % 2 || camera.height % 2) adjustments.push('rpicam-vid needs an even width and height');
-  const reason = `CSI camera ${cam.index}: ${cam.model} (${cam.id}), ${camera.width}x${camera.height}@${fps} through rpicam-vid`;
-  return { camera: { ...camera, source: 'rpicam', rpicamCamera: cam.index, fps }, reason, adjustments };
+  const even = evenRpicamSize(camera);
+  if (even.adjustment) adjustments.push(even.adjustment);
+  const { width, height } = even.camera;
+  const reason = `CSI camera ${cam.index}: ${cam.model} (${cam.id}), ${width}x${height}@${fps} through rpicam-vid`;
+  return { camera: { ...camera, source: 'rpicam', rpicamCamera: cam.index, fps, width, height }, reason, adjustments };
 }
 
-/** Resolve camera.source (auto, v4l2, rpicam) against the cameras found; throws when auto finds none. */
+/** Resolve camera.source (auto, v4l2, rpicam) against the cameras found; throws NoCameraError when auto finds none. */
 export async function chooseCamera(camera: Camera, lists: CameraLists): Promise<ResolvedCamera> {
   if (camera.source === 'testsrc' || camera.source === 'ffmpeg') {
     return { camera, reason: `camera.source is ${camera.source}`, adjustments: [] };
@@ -95,7 +113,9 @@ export async function chooseCamera(camera: Camera, lists: CameraLists): Promise<
     }
     if (camera.source === 'rpicam') {
       const listed = csi.cameras.map((c) => `${c.index}: ${c.model}`).join(', ') || 'none';
-      return { camera, reason: `rpicam camera ${camera.rpicamCamera} as configured`, adjustments: [...notes, `rpicam-hello does not list camera ${camera.rpicamCamera} (listed: ${listed}); rpicam-vid is started anyway`] };
+      const even = evenRpicamSize(camera);
+      const adjustments = [...notes, `rpicam-hello does not list camera ${camera.rpicamCamera} (listed: ${listed}); rpicam-vid is started anyway`];
+      return { camera: even.camera, reason: `rpicam camera ${camera.rpicamCamera} as configured`, adjustments: even.adjustment ? [...adjustments, even.adjustment] : adjustments };
     }
   }
   const usb = await lists.usb();
@@ -109,7 +129,7 @@ export async function chooseCamera(camera: Camera, lists: CameraLists): Promise<
   const first = usb.cameras[0];
   if (!first) {
     const why = notes.length ? ` (${notes.join('; ')})` : '';
-    throw new Error(`camera.source auto: no camera found: rpicam-hello lists no CSI camera and there is no USB camera${why}`);
+    throw new NoCameraError(`camera.source auto: no camera found: rpicam-hello lists no CSI camera and there is no USB camera${why}`);
   }
   const r = chooseUsbMode(first, camera);
   return { ...r, reason: `auto: no CSI camera; USB camera ${r.reason}`, adjustments: [...notes, ...r.adjustments] };

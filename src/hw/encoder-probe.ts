@@ -122,7 +122,7 @@ export async function resolveEncoder(
   }
   if (encoder.codec !== 'auto') return { encoder, reason: `encoder.codec is set to ${encoder.codec}`, probe: null };
   if (cameraH264) {
-    return { encoder: { ...encoder, codec: 'copy' }, reason: 'the camera sends H.264 itself: stream copy (segment length follows the camera\'s keyframe interval)', probe: null };
+    return { encoder: { ...encoder, codec: 'copy' }, reason: 'the camera sends H.264 itself: stream copy (segments end at the camera\'s keyframes; capture warns once if they are far apart — then camera.format mjpeg or encoder.codec libx264 gives short segments)', probe: null };
   }
   const probe = await prober.probe({ width: camera.width, height: camera.height, fps: camera.fps });
   return { encoder: { ...encoder, codec: probe.codec }, reason: probe.reason, probe };

@@ -80,13 +80,18 @@ test('a CSI camera through rpicam-vid: exact stamps, its failure reported and re
   // A data folder with a space and a quote in its name: every path goes through bash quoting.
   const dataDir = await mkdtemp(join(tmpdir(), "arenacam rpicam it's-"));
   const camDir = await tempDir('arenacam-stampcam-');
+  // Hooks run in the order they are added: the unit and the camera stop first, then the folders go.
+  let stopUnit: (() => Promise<void>) | null = null;
+  let stopCamera: (() => Promise<void>) | null = null;
   t.after(async () => {
+    await stopUnit?.();
+    await stopCamera?.();
     await rm(dataDir, { recursive: true, force: true });
     await camDir.cleanup();
   });
   const fifo = join(camDir.dir, 'camera.fifo');
   const camera = await startStampCamera({ fifoPath: fifo, width: rpicamStride(W), height: (H * 3) / 2, fps: FPS });
-  t.after(() => camera.stop());
+  stopCamera = () => camera.stop();
   await mkdir(join(dataDir, 'bin'));
   const rpicamPath = join(dataDir, 'bin', 'rpicam-vid');
   const argsFile = join(dataDir, 'rpicam-args.txt');
@@ -103,9 +108,9 @@ test('a CSI camera through rpicam-vid: exact stamps, its failure reported and re
   const patch = { camera: { source: 'auto', width: W, height: H, fps: FPS, rpicamPath }, encoder: { codec: 'auto' } };
   const unit = await startUnit({ dataDir, patch, seams: { cameras } });
   let stopped = false;
-  t.after(async () => {
+  stopUnit = async () => {
     if (!stopped) await unit.stop();
-  });
+  };
   const health: CaptureHealth[] = [];
   unit.app.capture.on('health', (h: CaptureHealth) => health.push(h));
   const store = unit.app.store;

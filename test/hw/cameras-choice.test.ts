@@ -8,11 +8,13 @@ import { defaults } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
 import { parseCodecList, parseRpicamCameras, parseV4l2Formats } from '../../src/hw/camera-parse.js';
 import type { CameraLists } from '../../src/hw/camera-choice.js';
-import { chooseCamera, closestMode, resolveCapture } from '../../src/hw/camera-choice.js';
+import { chooseCamera, closestMode, NoCameraError, resolveCapture } from '../../src/hw/camera-choice.js';
 import type { UsbCamera } from '../../src/hw/cameras.js';
 import { explainM2mFailure, FfmpegEncoderProber, resolveEncoder, type EncoderProber, type RunResult } from '../../src/hw/encoder-probe.js';
 import { piFixture } from '../helpers/pi-fixtures.js';
-import { tempDir } from '../helpers/device.js';
+import { LogSink, tempDir } from '../helpers/device.js';
+import { createLogger } from '../../src/log.js';
+import { buildCaptureArgs, rpicamArgs } from '../../src/capture/ffmpeg-args.js';
 
 const cam = (patch: Partial<Config['camera']> = {}): Config['camera'] => ({ ...defaults().camera, ...patch });
 const formats = (f: string) => parseV4l2Formats(piFixture(f)).formats;
@@ -71,8 +73,9 @@ test('MJPEG is preferred over YUYV and the closest listed mode is used, with the
   assert.deepEqual(closestMode([], { width: 1, height: 1, fps: 1 }), null);
 });
 
-test('source auto with no camera at all is a clear error, not a test pattern', async () => {
-  await assert.rejects(chooseCamera(cam({ source: 'auto' }), lists([], NO_CSI)), /camera.source auto: no camera found/);
+test('source auto with no camera at all is a clear error of its own kind, not a test pattern', async () => {
+  await assert.rejects(chooseCamera(cam({ source: 'auto' }), lists([], NO_CSI)), (err: Error) => err instanceof NoCameraError && /^camera.source auto: no camera found/.test(err.message));
+  await assert.rejects(chooseCamera(cam({ source: 'v4l2', device: '/dev/video0', format: 'h264' }), lists([c270], null)), (err: Error) => !(err instanceof NoCameraError), 'a missing format is a config error, not "no camera"');
   const t = await chooseCamera(cam({ source: 'testsrc' }), { usb: async () => assert.fail('not asked'), csi: async () => assert.fail('not asked') });
   assert.equal(t.camera.source, 'testsrc');
 });
@@ -126,4 +129,30 @@ test('resolveCapture keeps explicit settings without probing and refuses copy fr
   const probed = await resolveCapture(config, { lists: lists([], null), prober: { probe: async () => ({ encoders: [], codec: 'h264_v4l2m2m', reason: 'trial worked', m2mTrial: { ok: true, detail: '' } }) } });
   assert.equal(probed.encoder.codec, 'h264_v4l2m2m');
   await assert.rejects(resolveEncoder({ ...config.encoder, codec: 'copy' }, cam({ source: 'rpicam' }), never), /encoder.codec "copy" needs a camera that sends H.264/);
+});
+
+test('rpicam sizes are rounded down to even numbers before any command line is built, and the rounding is logged', async () => {
+  const imx708 = 'libcamera-hello-list-cameras.pi5.imx708-cm3.txt';
+  const auto = await chooseCamera(cam({ source: 'auto', width: 1281, height: 721, fps: 30 }), lists([], imx708));
+  assert.deepEqual([auto.camera.source, auto.camera.width, auto.camera.height], ['rpicam', 1280, 720]);
+  assert.deepEqual(auto.adjustments, ['rpicam-vid needs an even width and height: using 1280x720 instead of 1281x721']);
+  assert.match(auto.reason, /1280x720@30 through rpicam-vid/);
+  const unlisted = await chooseCamera(cam({ source: 'rpicam', rpicamCamera: 1, width: 640, height: 481 }), lists([], imx708));
+  assert.deepEqual([unlisted.camera.width, unlisted.camera.height], [640, 480]);
+  assert.equal(unlisted.adjustments.at(-1), 'rpicam-vid needs an even width and height: using 640x480 instead of 640x481');
+  const even = await chooseCamera(cam({ source: 'rpicam', width: 640, height: 480 }), lists([], imx708));
+  assert.deepEqual(even.adjustments, [], 'even sizes are left alone');
+
+  const logs = new LogSink();
+  const config = defaults();
+  await resolveCapture({ ...config, camera: { ...config.camera, source: 'auto', width: 1281, height: 721 }, encoder: { ...config.encoder, codec: 'libx264' } }, { lists: lists([], imx708), prober: { probe: async () => assert.fail('not probed') }, log: createLogger('info', logs) });
+  assert.deepEqual(logs.lines.filter((l) => l.level === 40).map((l) => l.msg), ['rpicam-vid needs an even width and height: using 1280x720 instead of 1281x721']);
+
+  // Whatever reaches the command lines, rpicam-vid and ffmpeg agree on an even size.
+  const odd = cam({ source: 'rpicam', width: 1281, height: 721 });
+  const r = rpicamArgs(odd);
+  assert.deepEqual([r[r.indexOf('--width') + 1], r[r.indexOf('--height') + 1]], ['1280', '720']);
+  const args = buildCaptureArgs({ camera: odd, encoder: { ...config.encoder, codec: 'libx264' }, segmentSec: 1, runBase: 1795000000, dir: '/d' });
+  assert.equal(args[args.indexOf('-video_size') + 1], '1280x720');
+  assert.equal(args[args.indexOf('-vf') + 1], 'settb=1/1000000,setpts=RTCTIME-1795000000000000', 'no crop: 1280 is a whole number of 64-byte rows');
 });
