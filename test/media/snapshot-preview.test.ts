@@ -136,7 +136,7 @@ describe('snapshot and preview over live capture segments', () => {
     const config = validate({
       dataDir: dir,
       camera: { width: 320, height: 240, fps: 30 },
-      encoder: { bitrateKbps: 800, preset: 'ultrafast' },
+      encoder: { codec: 'libx264', bitrateKbps: 800, preset: 'ultrafast' },
       clock: { source: 'system' },
     });
     store = new SegmentStore(join(dir, 'segments'), { ffprobePath: 'ffprobe', log: log.child({ part: 'store' }) });
