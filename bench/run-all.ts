@@ -32,6 +32,8 @@ const BENCHES: BenchSpec[] = [
   { name: 'upload', args: [], quickArgs: ['--mib', '256', '--runs', '1'], optional: true },
   { name: 'var-clip', args: [], quickArgs: ['--marks', '2'] },
   { name: 'ts-pts', args: [], quickArgs: [] },
+  // Needs root, mmdebstrap and qemu-user-static; the first run installs into an arm64 root (minutes, then cached).
+  { name: 'arm64-footprint', args: [], quickArgs: ['--seconds', '20'] },
   { name: 'encoders', args: [], quickArgs: ['--seconds', '8'] },
   { name: 'stop-latency', args: [], quickArgs: ['--seconds', '60'] },
 ];
