@@ -18,7 +18,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Arm64Root, baseRootTar, ensureQemuBinfmt, CACHE_DIR } from '../test/helpers/arm64-root.js';
@@ -66,6 +66,8 @@ async function installedRoot(): Promise<{ root: Arm64Root; prep: Record<string, 
     const installSec = Math.round((Date.now() - t0) / 1000);
     root.unbind('/var/cache/arenacam-npm');
     root.unbind('/var/cache/apt/archives');
+    // One installed root is kept (1.2 GB): the new one replaces those of earlier sources.
+    for (const f of readdirSync(CACHE_DIR)) if (/^trixie-arm64-installed-.*\.tar$/.test(f)) rmSync(join(CACHE_DIR, f), { force: true });
     root.saveTar(cached);
     return { root, prep: { baseBuildSec: base.buildSec, installSec, installedRootCachedAs: cached } };
   } catch (err) {
