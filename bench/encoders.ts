@@ -3,8 +3,8 @@
  * command line (buildCaptureArgs: test pattern paced at its rate, wall-clock stamping, 1-s MPEG-TS
  * segments). The same-run baseline is the same pipeline without an encoder (frames made, stamped
  * and dropped: -f null with wrapped_avframe), so "encoder CPU" = variant − baseline and the ratio
- * variant/baseline are comparable across noisy runs. h264_v4l2m2m is tried with a short trial
- * encode; on a machine without the V4L2 M2M encoder (x86, Pi 5) its error is reported instead.
+ * variant/baseline are comparable across noisy runs. h264_v4l2m2m is tried with the app's encoder
+ * probe (a short trial encode); on a machine without the V4L2 M2M encoder (x86, Pi 5) its error is reported instead.
  *
  * Usage: node dist/bench/encoders.js [--seconds 20] [--warmup 3]
  */
@@ -12,7 +12,7 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execa } from 'execa';
+import { FfmpegEncoderProber } from '../src/hw/encoder-probe.js';
 import { buildCaptureArgs } from '../src/capture/ffmpeg-args.js';
 import { validate } from '../src/config/load.js';
 import { framePtsOfFile } from '../src/media/ts-pts.js';
@@ -31,16 +31,6 @@ const VARIANTS: Variant[] = [
   { name: 'libx264 ultrafast', codec: 'libx264', preset: 'ultrafast' },
   { name: 'libx264 veryfast', codec: 'libx264', preset: 'veryfast' },
 ];
-
-/** A short trial of the hardware encoder: null when it works, else ffmpeg's last words. */
-async function trialM2m(width: number, height: number): Promise<string | null> {
-  const r = await execa(
-    'ffmpeg',
-    ['-hide_banner', '-loglevel', 'error', '-f', 'lavfi', '-i', `testsrc2=size=${width}x${height}:rate=${FPS}`, '-frames:v', '10', '-pix_fmt', 'yuv420p', '-c:v', 'h264_v4l2m2m', '-f', 'null', '-'],
-    { reject: false, timeout: 15000 },
-  );
-  return r.exitCode === 0 ? null : String(r.stderr).trim().split('\n').slice(-2).join(' | ') || `exit ${r.exitCode}`;
-}
 
 /** Run one variant for WARMUP+SECONDS; CPU and RSS of ffmpeg, frames written per second. */
 async function runVariant(size: (typeof SIZES)[number], v: Variant): Promise<Record<string, unknown>> {
@@ -102,8 +92,9 @@ async function main(): Promise<void> {
       r.encoderCpuPercent = round2(cpu - base);
       r.ratioToBaseline = round2(cpu / base);
     }
-    const m2mError = await trialM2m(size.width, size.height);
-    rows.push({ variant: 'h264_v4l2m2m', available: m2mError === null, error: m2mError });
+    // The same probe encoder.codec auto runs at start-up.
+    const probe = await new FfmpegEncoderProber({ ffmpegPath: 'ffmpeg', timeoutMs: 15000, bitrateKbps: size.height >= 1080 ? 6000 : 4000 }).probe({ ...size, fps: FPS });
+    rows.push({ variant: 'h264_v4l2m2m', available: probe.codec === 'h264_v4l2m2m', error: probe.m2mTrial?.ok ? null : (probe.m2mTrial?.detail ?? probe.reason) });
     results.push({ size: size.label, rows });
   }
   emit({

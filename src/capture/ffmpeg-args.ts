@@ -14,6 +14,11 @@ export interface CaptureRunSpec {
   scaleTo?: { width: number; height: number };
 }
 
+/** The file of segment `seq` of a run (the name ffmpeg gives it through runFiles' pattern). */
+export function segmentPath(dir: string, runBase: number, seq: number): string {
+  return `${dir}/${runBase}_${String(seq).padStart(6, '0')}.ts`;
+}
+
 /** File name pattern of a run's segments (ffmpeg numbering) and its CSV index. */
 export function runFiles(dir: string, runBase: number): { pattern: string; csv: string } {
   return { pattern: `${dir}/${runBase}_%06d.ts`, csv: `${dir}/${runBase}.csv` };

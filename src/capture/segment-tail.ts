@@ -4,8 +4,8 @@
  * instead of waiting up to a segment length for the file to close.
  */
 import { open, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Segment, SegmentStore } from './segment-store.js';
+import { segmentPath } from './ffmpeg-args.js';
 
 const PACKET = 188;
 const WRAP = 2 ** 33;
@@ -45,7 +45,7 @@ export function packetFrameMs(p: Buffer, runBase: number, nearMs = runBase * 100
  */
 export async function* tailOpenSegment(store: SegmentStore, after: Segment, stopMs: number, idleMs: number, signal?: AbortSignal): AsyncGenerator<Buffer, TailEnd> {
   const seq = after.seq + 1;
-  const path = join(store.dir, `${after.runBase}_${String(seq).padStart(6, '0')}.ts`);
+  const path = segmentPath(store.dir, after.runBase, seq);
   let fh: FileHandle | null = null;
   let offset = 0;
   /** Bytes from the start of the newest frame on: not known to be complete yet. */

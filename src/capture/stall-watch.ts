@@ -1,6 +1,7 @@
 /** Stall detection of one capture run: is video still arriving (a segment listed, or the open segment growing)? */
 import { stat } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
+import { segmentPath } from './ffmpeg-args.js';
 
 /** Options of a stall watch. */
 export interface StallWatchOptions {
@@ -53,7 +54,7 @@ export class StallWatch {
   }
 
   private path(seq: number): string {
-    return `${this.o.dir}/${this.o.runBase}_${String(seq).padStart(6, '0')}.ts`;
+    return segmentPath(this.o.dir, this.o.runBase, seq);
   }
 
   private async tick(): Promise<void> {

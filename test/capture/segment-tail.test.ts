@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { packetFrameMs, tailOpenSegment, type TailEnd } from '../../src/capture/segment-tail.js';
 import { videoPtsList } from '../../src/media/ts-pts.js';
+import { segmentPath } from '../../src/capture/ffmpeg-args.js';
 import { startUnit, tempDir, waitFor } from '../helpers/device.js';
 
 const FRAME_MS = 1000 / 30;
@@ -71,7 +72,7 @@ test('a stop at the first frame of the open segment yields nothing; an aborted t
     // ffmpeg's listed end is the last frame + one nominal frame duration, and a loaded machine
     // delivers frames closer together than that.)
     const { readFile: read } = await import('node:fs/promises');
-    const openPath = last.path.replace(/_(\d{6})\.ts$/, (_m, n: string) => `_${String(Number(n) + 1).padStart(6, '0')}.ts`);
+    const openPath = segmentPath(unit.app.store.dir, last.runBase, last.seq + 1);
     const firstOpenMs = await waitFor(async () => {
       const buf = await read(openPath).catch(() => Buffer.alloc(0));
       for (let o = 0; o + 188 <= buf.length; o += 188) {

@@ -1,11 +1,10 @@
 /** Tests of the chrony adapter (captured outputs, then real chronyd on loopback) and of ClockMonitor. */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { piFixture as fixture } from '../helpers/pi-fixtures.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { ChronyClockStatus, parseChronyTracking } from '../../src/hw/chrony.js';
 import type { ClockStatus, ClockStatusReader } from '../../src/hw/clock-status.js';
 import { ClockMonitor } from '../../src/hw/clock-monitor.js';
@@ -14,19 +13,6 @@ import { pino } from 'pino';
 import { chronydSkipReason, findExecutable, freeUdpPort, startChronydClient, startChronydServer, type Chronyd } from '../helpers/chronyd.js';
 
 const NOW = 1_700_000_000_000;
-
-/** The shared Raspberry Pi fixtures (see SOURCES.md there), from dist/test/hw or test/hw. */
-function fixture(name: string): string {
-  const here = fileURLToPath(new URL('.', import.meta.url));
-  const candidates = [
-    process.env.ARENACAM_PI_FIXTURES,
-    join(here, '../../../../shared/fixtures/pi'),
-    join(here, '../../../shared/fixtures/pi'),
-  ].filter((d): d is string => d !== undefined);
-  const dir = candidates.find((d) => existsSync(join(d, name)));
-  if (dir === undefined) throw new Error(`fixture ${name} not found in ${candidates.join(', ')}`);
-  return readFileSync(join(dir, name), 'utf8');
-}
 
 describe('parseChronyTracking on captured outputs', () => {
   it('calls the loopback-synced CSV report synchronised, with stratum, IP and offset in ms', () => {
